@@ -1,0 +1,1 @@
+"""Crossband runtime: relay, endpoint, floor control, store-and-forward, audit, audio, CLI."""

@@ -1,0 +1,166 @@
+"""Interoperability agreements and revocation lists (DESIGN §3).
+
+An **agreement** names the agencies that may share a channel and the roles each may hold, with
+a validity window, and must carry a signature from the pinned root of **every** party: no single
+administrator can patch another country into a channel. Agencies sign in turn
+(:meth:`Agreement.add_signature`), each over the same canonical body.
+
+A **revocation list** is signed by one agency root and lists the serials of that agency's
+revoked device credentials; a higher ``number`` supersedes a lower one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .encoding import b64d, b64e, canonical, field as get, parse, signing_input
+from .errors import Refusal, VerificationError
+from .identity import ROLES, AgencyRoot, Credential, TrustBundle, check_agency_id, check_window
+from .keys import fingerprint
+
+AGREEMENT_DOMAIN = "crossband/v1/agreement"
+REVOCATION_DOMAIN = "crossband/v1/revocation"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Which agencies may share channels under this agreement, in which roles."""
+
+    id: str
+    name: str
+    parties: dict[str, tuple[str, ...]]  # agency -> roles its devices may hold
+    not_before: int
+    not_after: int
+    signatures: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "id": self.id,
+            "name": self.name,
+            "parties": {a: sorted(r) for a, r in sorted(self.parties.items())},
+            "not_before": self.not_before,
+            "not_after": self.not_after,
+        }
+
+    @property
+    def digest(self) -> str:
+        """Identifies this agreement's content (not its signatures) in commits."""
+        return fingerprint(canonical(self.body()))
+
+    def allows(self, agency: str, role: str) -> bool:
+        return role in self.parties.get(agency, ())
+
+    def add_signature(self, root: AgencyRoot) -> Agreement:
+        """Return a copy signed additionally by ``root`` (which must be a party)."""
+        if root.agency not in self.parties:
+            raise VerificationError(Refusal.AGENCY_NOT_IN_AGREEMENT, root.agency)
+        sig = root.key.sign(signing_input(AGREEMENT_DOMAIN, self.body()))
+        return replace(self, signatures={**self.signatures, root.agency: sig})
+
+    def encode(self) -> bytes:
+        sigs = {a: b64e(s) for a, s in sorted(self.signatures.items())}
+        return canonical({"body": self.body(), "sigs": sigs})
+
+    @classmethod
+    def create(
+        cls, id: str, name: str, parties: dict[str, list[str] | tuple[str, ...]],
+        not_before: int, not_after: int,
+    ) -> Agreement:
+        obj = {"body": {"v": 1, "id": id, "name": name,
+                        "parties": {a: sorted(r) for a, r in parties.items()},
+                        "not_before": not_before, "not_after": not_after}, "sigs": {}}
+        return cls.decode(obj)
+
+    @classmethod
+    def decode(cls, data: bytes | dict[str, Any]) -> Agreement:
+        obj = parse(data) if isinstance(data, bytes) else data
+        body = get(obj, "body", dict)
+        if get(body, "v", int) != 1:
+            raise VerificationError(Refusal.MALFORMED, "unknown agreement version")
+        parties: dict[str, tuple[str, ...]] = {}
+        for agency, roles in get(body, "parties", dict).items():
+            if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
+                raise VerificationError(Refusal.MALFORMED, f"bad roles for {agency!r}")
+            parties[check_agency_id(agency)] = tuple(sorted(set(roles)))
+        if not parties:
+            raise VerificationError(Refusal.MALFORMED, "agreement without parties")
+        sigs = {check_agency_id(a): b64d(s) for a, s in get(obj, "sigs", dict).items()}
+        return cls(
+            id=get(body, "id", str),
+            name=get(body, "name", str),
+            parties=parties,
+            not_before=get(body, "not_before", int),
+            not_after=get(body, "not_after", int),
+            signatures=sigs,
+        )
+
+
+def verify_agreement(agreement: Agreement, bundle: TrustBundle, now: float) -> Agreement:
+    """Check that every party signed ``agreement`` with its pinned root and that it is valid."""
+    message = signing_input(AGREEMENT_DOMAIN, agreement.body())
+    for agency in agreement.parties:
+        root = bundle.root(agency)
+        sig = agreement.signatures.get(agency)
+        if sig is None:
+            raise VerificationError(Refusal.AGREEMENT_UNSIGNED, f"not signed by {agency}")
+        root.verify(sig, message)
+    check_window(agreement.not_before, agreement.not_after, now, f"agreement {agreement.id}")
+    return agreement
+
+
+@dataclass(frozen=True)
+class RevocationList:
+    """An agency's list of revoked credential serials."""
+
+    agency: str
+    number: int
+    issued_at: int
+    serials: frozenset[int]
+    signature: bytes = field(default=b"", repr=False)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "agency": self.agency,
+            "number": self.number,
+            "issued_at": self.issued_at,
+            "serials": sorted(self.serials),
+        }
+
+    def revokes(self, cred: Credential) -> bool:
+        return cred.agency == self.agency and cred.serial in self.serials
+
+    def encode(self) -> bytes:
+        return canonical({"body": self.body(), "sig": b64e(self.signature)})
+
+    @classmethod
+    def create(
+        cls, root: AgencyRoot, number: int, issued_at: int, serials: set[int] | frozenset[int]
+    ) -> RevocationList:
+        unsigned = cls(root.agency, number, issued_at, frozenset(serials))
+        sig = root.key.sign(signing_input(REVOCATION_DOMAIN, unsigned.body()))
+        return replace(unsigned, signature=sig)
+
+    @classmethod
+    def decode(cls, data: bytes | dict[str, Any]) -> RevocationList:
+        obj = parse(data) if isinstance(data, bytes) else data
+        body = get(obj, "body", dict)
+        if get(body, "v", int) != 1:
+            raise VerificationError(Refusal.MALFORMED, "unknown revocation list version")
+        serials = get(body, "serials", list)
+        if any(not isinstance(s, int) or isinstance(s, bool) for s in serials):
+            raise VerificationError(Refusal.MALFORMED, "bad serials")
+        return cls(
+            agency=check_agency_id(get(body, "agency", str)),
+            number=get(body, "number", int),
+            issued_at=get(body, "issued_at", int),
+            serials=frozenset(serials),
+            signature=b64d(get(obj, "sig", str)),
+        )
+
+
+def verify_revocation_list(rl: RevocationList, bundle: TrustBundle) -> RevocationList:
+    bundle.root(rl.agency).verify(rl.signature, signing_input(REVOCATION_DOMAIN, rl.body()))
+    return rl

@@ -1,0 +1,80 @@
+"""Exception tree for the whole project, rooted here because ``crypto`` is the lowest layer.
+
+::
+
+    CrossbandError                      root of every error this project raises on purpose
+    ├── CryptoError                     crypto/: something about keys, signatures or frames
+    │   ├── DecryptError                THE opaque failure of unprotect/open: bad tag, unknown
+    │   │                               KID, replay, expired epoch, malformed header — an
+    │   │                               attacker learns nothing about which check failed
+    │   ├── VerificationError           a signed statement was refused; ``code`` says why
+    │   │                               (operator-facing: a precise, content-free reason)
+    │   ├── KeyFileError                a key file is unreadable, has loose permissions, or the
+    │   │                               passphrase is wrong
+    │   └── CounterExhaustedError       a sender ran out of SFrame counters for a key: rekey
+    ├── ProtocolError (bridge)          a peer sent something malformed (wire error code)
+    ├── RelayError (bridge)             the relay refused a request (wire error code)
+    ├── ConfigError (bridge)            a configuration file is wrong
+    └── AdapterError (adapters)         a native-system adapter failed
+
+``VerificationError.code`` values are stable strings (see ``Refusal``) so that the relay can
+put them on the wire and tests can assert on them; messages never contain key material.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class CrossbandError(Exception):
+    """Root of every exception Crossband raises on purpose."""
+
+
+class CryptoError(CrossbandError):
+    """Root of the errors raised by :mod:`crypto`."""
+
+
+class DecryptError(CryptoError):
+    """A frame or sealed secret could not be opened. Deliberately says nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__("decryption failed")
+
+
+class Refusal(str, Enum):
+    """Why a signed statement (credential, agreement, commit, …) was refused."""
+
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad-signature"
+    UNPINNED_ROOT = "unpinned-root"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    REVOKED = "revoked"
+    NOT_DISPATCHER = "not-dispatcher"
+    ROLE_NOT_ALLOWED = "role-not-allowed"
+    AGENCY_NOT_IN_AGREEMENT = "agency-not-in-agreement"
+    AGREEMENT_UNSIGNED = "agreement-unsigned"
+    AGREEMENT_MISMATCH = "agreement-mismatch"
+    EPOCH_SKIP = "epoch-skip"
+    WRONG_PREVIOUS = "wrong-previous-hash"
+    WRONG_CHANNEL = "wrong-channel"
+    NOT_A_MEMBER = "not-a-member"
+    KEY_CONFIRMATION = "key-confirmation"
+    UNKNOWN_DEVICE = "unknown-device"
+
+
+class VerificationError(CryptoError):
+    """A credential, agreement, revocation list, commit or signed message was refused."""
+
+    def __init__(self, code: Refusal, detail: str = "") -> None:
+        self.code = code
+        self.detail = detail
+        super().__init__(f"{code.value}: {detail}" if detail else code.value)
+
+
+class KeyFileError(CryptoError):
+    """A key file could not be read or written safely."""
+
+
+class CounterExhaustedError(CryptoError):
+    """The sender's SFrame counter space for this key is used up; a new epoch is needed."""

@@ -1,0 +1,168 @@
+"""Signed text/data messages and burst seals (DESIGN §4, "Attribution").
+
+SFrame authenticates the group, not the sender, so anything a member must be able to attribute
+is Ed25519-signed *inside* the SFrame ciphertext:
+
+- a :class:`SignedMessage` (text or data): id, channel, sender, timestamp, kind, body;
+- a :class:`BurstSeal` at the end of every talk burst: the SHA-256 chain over the SFrame frames
+  of the burst as sent (ciphertext), their count and counter range, signed by the talker — so a
+  recording of the ciphertext carries verifiable talker attribution.
+
+Both encode to canonical JSON with a ``type`` field; :func:`decode_signed` tells them apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .encoding import b64d, b64e, canonical, field as get, parse, signing_input
+from .errors import Refusal, VerificationError
+from .identity import Credential, check_device_id
+from .keys import SigningKey
+
+MESSAGE_DOMAIN = "crossband/v1/message"
+SEAL_DOMAIN = "crossband/v1/burst-seal"
+MESSAGE_KINDS = ("text", "data")
+MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    id: str
+    channel: str
+    sender: str
+    timestamp: int  # milliseconds since the epoch, as claimed by the sender
+    kind: str
+    body: bytes = field(repr=False)
+    signature: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MESSAGE_KINDS:
+            raise ValueError(f"message kind must be one of {MESSAGE_KINDS}")
+        if len(self.body) > MAX_BODY:
+            raise ValueError("message body too large")
+        if not 1 <= len(self.id) <= 128:
+            raise ValueError("message id must be 1..128 characters")
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "id": self.id,
+            "channel": self.channel,
+            "sender": self.sender,
+            "ts": self.timestamp,
+            "kind": self.kind,
+            "body": b64e(self.body),
+        }
+
+    def signed(self, key: SigningKey) -> SignedMessage:
+        return replace(self, signature=key.sign(signing_input(MESSAGE_DOMAIN, self._body())))
+
+    def verify(self, cred: Credential) -> SignedMessage:
+        if cred.device != self.sender:
+            raise VerificationError(Refusal.BAD_SIGNATURE, "sender is not the credential's device")
+        cred.sign_key.verify(self.signature, signing_input(MESSAGE_DOMAIN, self._body()))
+        return self
+
+    def encode(self) -> bytes:
+        return canonical({**self._body(), "sig": b64e(self.signature)})
+
+
+@dataclass(frozen=True)
+class BurstSeal:
+    channel: str
+    epoch: int
+    sender: str
+    burst: str
+    frames: int
+    first_ctr: int
+    last_ctr: int
+    digest: bytes = field(repr=False)
+    signature: bytes = field(default=b"", repr=False)
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "type": "seal",
+            "channel": self.channel,
+            "epoch": self.epoch,
+            "sender": self.sender,
+            "burst": self.burst,
+            "frames": self.frames,
+            "first_ctr": self.first_ctr,
+            "last_ctr": self.last_ctr,
+            "digest": b64e(self.digest),
+        }
+
+    def signed(self, key: SigningKey) -> BurstSeal:
+        return replace(self, signature=key.sign(signing_input(SEAL_DOMAIN, self._body())))
+
+    def verify(self, cred: Credential) -> BurstSeal:
+        if cred.device != self.sender:
+            raise VerificationError(Refusal.BAD_SIGNATURE, "sender is not the credential's device")
+        cred.sign_key.verify(self.signature, signing_input(SEAL_DOMAIN, self._body()))
+        return self
+
+    def matches(self, hasher: BurstHasher) -> bool:
+        """True if the frames a receiver hashed are exactly the frames the talker sealed."""
+        return hasher.count == self.frames and hmac.compare_digest(hasher.digest(), self.digest)
+
+    def encode(self) -> bytes:
+        return canonical({**self._body(), "sig": b64e(self.signature)})
+
+
+class BurstHasher:
+    """Running SHA-256 chain over a burst's SFrame frames: h_i = SHA-256(h_{i-1} || SHA-256(f_i))."""
+
+    __slots__ = ("_state", "count", "first_ctr", "last_ctr")
+
+    def __init__(self) -> None:
+        self._state = b"\x00" * 32
+        self.count = 0
+        self.first_ctr: int | None = None
+        self.last_ctr: int | None = None
+
+    def add(self, frame: bytes, ctr: int | None = None) -> None:
+        self._state = hashlib.sha256(self._state + hashlib.sha256(frame).digest()).digest()
+        self.count += 1
+        if ctr is not None:
+            if self.first_ctr is None:
+                self.first_ctr = ctr
+            self.last_ctr = ctr
+
+    def digest(self) -> bytes:
+        return self._state
+
+
+def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
+    """Parse a decrypted DATA payload; raises VerificationError(MALFORMED) on anything odd."""
+    obj = parse(data)
+    kind = get(obj, "type", str)
+    try:
+        if kind == "message":
+            return SignedMessage(
+                id=get(obj, "id", str),
+                channel=get(obj, "channel", str),
+                sender=check_device_id(get(obj, "sender", str)),
+                timestamp=get(obj, "ts", int),
+                kind=get(obj, "kind", str),
+                body=b64d(get(obj, "body", str)),
+                signature=b64d(get(obj, "sig", str)),
+            )
+        if kind == "seal":
+            return BurstSeal(
+                channel=get(obj, "channel", str),
+                epoch=get(obj, "epoch", int),
+                sender=check_device_id(get(obj, "sender", str)),
+                burst=get(obj, "burst", str),
+                frames=get(obj, "frames", int),
+                first_ctr=get(obj, "first_ctr", int),
+                last_ctr=get(obj, "last_ctr", int),
+                digest=b64d(get(obj, "digest", str)),
+                signature=b64d(get(obj, "sig", str)),
+            )
+    except ValueError as exc:
+        raise VerificationError(Refusal.MALFORMED, str(exc))
+    raise VerificationError(Refusal.MALFORMED, f"unknown signed payload type {kind!r}")
