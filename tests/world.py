@@ -39,20 +39,37 @@ class World:
     ) -> Device:
         keys = DeviceKeys.generate(kem)
         cred = issue_credential(
-            self.roots[agency], name, keys, roles=roles, not_before=NOW - 60,
-            not_after=NOW + 30 * 86400, serial=next(_serials), **kw,  # type: ignore[arg-type]
+            self.roots[agency],
+            name,
+            keys,
+            roles=roles,
+            not_before=NOW - 60,
+            not_after=NOW + 30 * 86400,
+            serial=next(_serials),
+            **kw,  # type: ignore[arg-type]
         )
         d = self.devices[cred.device] = Device(cred, keys)
         return d
 
     def commit(
-        self, issuer: Device, members: list[tuple[Device, str]], previous: CommitBundle | None,
-        channel: str = "inc-1", now: int = NOW, agreement: Agreement | None = None,
+        self,
+        issuer: Device,
+        members: list[tuple[Device, str]],
+        previous: CommitBundle | None,
+        channel: str = "inc-1",
+        now: int = NOW,
+        agreement: Agreement | None = None,
     ) -> CommitBundle:
         bundle, _ = create_commit(
-            issuer=issuer.cred, issuer_keys=issuer.keys, channel=channel, name="Incident 1",
-            agreement=agreement or self.agreement, members=[(d.cred, r) for d, r in members],
-            previous=previous.commit if previous else None, expires=now + 86400, now=now,
+            issuer=issuer.cred,
+            issuer_keys=issuer.keys,
+            channel=channel,
+            name="Incident 1",
+            agreement=agreement or self.agreement,
+            members=[(d.cred, r) for d, r in members],
+            previous=previous.commit if previous else None,
+            expires=now + 86400,
+            now=now,
         )
         return bundle
 
@@ -64,10 +81,15 @@ def make_world(signers: tuple[str, ...] = AGENCIES) -> World:
     roots = {a: AgencyRoot.generate(a) for a in AGENCIES}
     trust = TrustBundle({a: r.public for a, r in roots.items()})
     agreement = Agreement.create(
-        "shiprider-gl", "Great Lakes Shiprider",
-        {"us-cbp": ["dispatcher", "member"], "ca-rcmp": ["dispatcher", "member"],
-         "mx-gn": ["observer"]},
-        NOW - 3600, NOW + 365 * 86400,
+        "shiprider-gl",
+        "Great Lakes Shiprider",
+        {
+            "us-cbp": ["dispatcher", "member"],
+            "ca-rcmp": ["dispatcher", "member"],
+            "mx-gn": ["observer"],
+        },
+        NOW - 3600,
+        NOW + 365 * 86400,
     )
     for a in signers:
         agreement = agreement.add_signature(roots[a])

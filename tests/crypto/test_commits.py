@@ -48,9 +48,11 @@ def test_unpinned_root(w: World) -> None:
     disp, boat, _, _ = people(w)
     rogue = AgencyRoot.generate("xx-rogue")
     keys = DeviceKeys.generate()
-    cred = issue_credential(rogue, "d", keys, roles=("dispatcher",), not_before=NOW - 1,
-                            not_after=NOW + 100, serial=9)
+    cred = issue_credential(
+        rogue, "d", keys, roles=("dispatcher",), not_before=NOW - 1, not_after=NOW + 100, serial=9
+    )
     from tests.world import Device
+
     b = w.commit(Device(cred, keys), [(boat, "member")], None)
     assert refusal(b, w) is Refusal.UNPINNED_ROOT
 
@@ -82,24 +84,35 @@ def test_epoch_skip_and_wrong_previous(w: World) -> None:
 
 def test_agreement_not_signed_by_every_roster_agency(w: World) -> None:
     disp, boat, _, obs = people(w)
-    partial = Agreement.create("shiprider-gl", "Great Lakes Shiprider",
-                               {a: list(r) for a, r in w.agreement.parties.items()},
-                               w.agreement.not_before, w.agreement.not_after)
+    partial = Agreement.create(
+        "shiprider-gl",
+        "Great Lakes Shiprider",
+        {a: list(r) for a, r in w.agreement.parties.items()},
+        w.agreement.not_before,
+        w.agreement.not_after,
+    )
     partial = partial.add_signature(w.roots["us-cbp"]).add_signature(w.roots["ca-rcmp"])
-    b = w.commit(disp, [(disp, "dispatcher"), (boat, "member"), (obs, "observer")], None,
-                 agreement=partial)
+    b = w.commit(
+        disp, [(disp, "dispatcher"), (boat, "member"), (obs, "observer")], None, agreement=partial
+    )
     assert refusal(b, w) is Refusal.AGREEMENT_UNSIGNED
 
 
 def test_agency_outside_agreement(w: World) -> None:
     disp, boat, _, _ = people(w)
-    bilateral = Agreement.create("bi", "US-CA", {"us-cbp": ["dispatcher", "member"],
-                                                 "ca-rcmp": ["member"]}, NOW - 1, NOW + 100)
+    bilateral = Agreement.create(
+        "bi",
+        "US-CA",
+        {"us-cbp": ["dispatcher", "member"], "ca-rcmp": ["member"]},
+        NOW - 1,
+        NOW + 100,
+    )
     for a in ("us-cbp", "ca-rcmp"):
         bilateral = bilateral.add_signature(w.roots[a])
     mx = w.device("mx-gn", "obs", ("observer",))
-    b = w.commit(disp, [(disp, "dispatcher"), (boat, "member"), (mx, "observer")], None,
-                 agreement=bilateral)
+    b = w.commit(
+        disp, [(disp, "dispatcher"), (boat, "member"), (mx, "observer")], None, agreement=bilateral
+    )
     assert refusal(b, w) is Refusal.AGENCY_NOT_IN_AGREEMENT
 
 
@@ -123,8 +136,11 @@ def test_tampered_roster_breaks_signature(w: World) -> None:
     disp, boat, gw, _ = people(w)
     b = w.commit(disp, [(disp, "dispatcher"), (boat, "member")], None)
     extra = replace(b.commit.roster[0], device=gw.id, cred=gw.cred.fingerprint, index=4000)
-    forged = replace(b, commit=replace(b.commit, roster=b.commit.roster + (extra,)),
-                     credentials={**b.credentials, gw.id: gw.cred})
+    forged = replace(
+        b,
+        commit=replace(b.commit, roster=b.commit.roster + (extra,)),
+        credentials={**b.credentials, gw.id: gw.cred},
+    )
     assert refusal(forged, w) is Refusal.BAD_SIGNATURE
 
 

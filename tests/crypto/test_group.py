@@ -25,8 +25,9 @@ def net():  # type: ignore[no-untyped-def]
     boat = w.device("ca-rcmp", "vessel-1", ("member",), kem=Kem.MLKEM768_X25519)
     gw = w.device("us-cbp", "gw-1", ("member",))
     obs = w.device("mx-gn", "c4-1", ("observer",))
-    b1 = w.commit(disp, [(disp, "dispatcher"), (boat, "member"), (gw, "member"),
-                         (obs, "observer")], None)
+    b1 = w.commit(
+        disp, [(disp, "dispatcher"), (boat, "member"), (gw, "member"), (obs, "observer")], None
+    )
     members = {d.id: w.member(d) for d in (disp, boat, gw, obs)}
     for m in members.values():
         m.process_commit(CommitBundle.decode(b1.encode()), NOW)
@@ -80,6 +81,7 @@ def test_relay_substituted_secret_is_caught(net) -> None:  # type: ignore[no-unt
     w, (disp, boat, gw, obs), m, b1 = net
     b2 = w.commit(disp, [(disp, "dispatcher"), (boat, "member"), (gw, "member")], b1)
     from crypto.channel import seal_info
+
     info = seal_info(b2.commit.channel, b2.commit.epoch, b2.commit.hash)
     evil = replace(b2, sealed={**b2.sealed, boat.id: boat.cred.hpke_key.seal(b"r" * 32, info)})
     with pytest.raises(VerificationError) as e:
@@ -114,8 +116,11 @@ def test_forged_frame_does_not_advance_window(net) -> None:  # type: ignore[no-u
 
 
 @settings(max_examples=60, deadline=None)
-@given(pos=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7),
-       meta=st.binary(max_size=8))
+@given(
+    pos=st.integers(min_value=0),
+    bit=st.integers(min_value=0, max_value=7),
+    meta=st.binary(max_size=8),
+)
 def test_any_bit_flip_rejected(pos: int, bit: int, meta: bytes) -> None:
     w = make_world()
     a = w.device("us-cbp", "d", ("dispatcher", "member"))
@@ -151,8 +156,16 @@ def test_signed_message_and_burst_seal(net) -> None:  # type: ignore[no-untyped-
         tx.add(f, decode_header(f)[1])
         rx.add(f)
         m[disp.id].unprotect(f, NOW)
-    seal = BurstSeal(m[gw.id].commit.channel, 1, gw.id, "b-1", tx.count, tx.first_ctr or 0,
-                     tx.last_ctr or 0, tx.digest())
+    seal = BurstSeal(
+        m[gw.id].commit.channel,
+        1,
+        gw.id,
+        "b-1",
+        tx.count,
+        tx.first_ctr or 0,
+        tx.last_ctr or 0,
+        tx.digest(),
+    )
     _, sframe = m[gw.id].seal_burst(seal)
     got = m[disp.id].open_signed(m[disp.id].unprotect(sframe, NOW))
     assert isinstance(got, BurstSeal) and got.matches(rx) and got.sender == gw.id
@@ -165,6 +178,7 @@ def test_message_signed_by_someone_else_is_refused(net) -> None:  # type: ignore
     _, (disp, boat, gw, obs), m, _ = net
     # gw encrypts a message that claims to come from boat (signed with gw's own key).
     from crypto.messages import SignedMessage
+
     fake = SignedMessage("m-2", "inc-1", boat.id, NOW * 1000, "text", b"x").signed(gw.keys.sign)
     frame = m[gw.id].protect(fake.encode(), CONTEXT_DATA)
     with pytest.raises(VerificationError) as e:
@@ -176,8 +190,9 @@ def test_no_nonce_reuse_across_a_million_frames_and_restarts() -> None:
     """50 senders × 20,000 frames; every sender restarts (new state, same store) mid-way."""
     w = make_world()
     disp = w.device("us-cbp", "dispatch", ("dispatcher", "member"))
-    senders = [w.device("us-cbp" if i % 2 else "ca-rcmp", f"s{i}", ("member",))
-               for i in range(49)] + [disp]
+    senders = [
+        w.device("us-cbp" if i % 2 else "ca-rcmp", f"s{i}", ("member",)) for i in range(49)
+    ] + [disp]
     bundle = w.commit(disp, [(disp, "dispatcher")] + [(d, "member") for d in senders[:-1]], None)
     seen: set[tuple[int, int]] = set()
     total = 0

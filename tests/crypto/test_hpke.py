@@ -60,7 +60,10 @@ def test_official_vector(case: dict) -> None:  # type: ignore[type-arg]
     first = case["encryptions"][0]
     sealed = bytes.fromhex(case["enc"]) + bytes.fromhex(first["ct"])
     pt = rust.hpke._decrypt_with_aad(
-        _SUITES[key.kem], sealed, key._key, info=bytes.fromhex(case["info"]),
+        _SUITES[key.kem],
+        sealed,
+        key._key,
+        info=bytes.fromhex(case["info"]),
         aad=bytes.fromhex(first["aad"]),
     )
     assert pt == bytes.fromhex(first["pt"])

@@ -42,8 +42,15 @@ def test_credential_carries_either_kem(kem: Kem) -> None:
 def test_unpinned_root_refused() -> None:
     w = make_world()
     rogue = AgencyRoot.generate("xx-rogue")
-    cred = issue_credential(rogue, "d", DeviceKeys.generate(), roles=("member",),
-                            not_before=NOW, not_after=NOW + 10, serial=1)
+    cred = issue_credential(
+        rogue,
+        "d",
+        DeviceKeys.generate(),
+        roles=("member",),
+        not_before=NOW,
+        not_after=NOW + 10,
+        serial=1,
+    )
     with pytest.raises(VerificationError) as e:
         verify_credential(cred, w.trust, NOW)
     assert e.value.code is Refusal.UNPINNED_ROOT
@@ -53,8 +60,15 @@ def test_credential_signed_by_other_agency_refused() -> None:
     w = make_world()
     # ca-rcmp's root signs a credential that claims to be us-cbp's.
     fake_root = AgencyRoot("us-cbp", w.roots["ca-rcmp"].key)
-    cred = issue_credential(fake_root, "d", DeviceKeys.generate(), roles=("dispatcher",),
-                            not_before=NOW, not_after=NOW + 10, serial=1)
+    cred = issue_credential(
+        fake_root,
+        "d",
+        DeviceKeys.generate(),
+        roles=("dispatcher",),
+        not_before=NOW,
+        not_after=NOW + 10,
+        serial=1,
+    )
     with pytest.raises(VerificationError) as e:
         verify_credential(cred, w.trust, NOW)
     assert e.value.code is Refusal.BAD_SIGNATURE
