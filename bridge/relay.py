@@ -1,0 +1,692 @@
+"""The relay's protocol core: sessions, channels, commits, floor, routing, store-and-forward.
+
+Theory of operation
+-------------------
+:class:`RelayCore` touches no socket and reads no clock. The driver (``relay_server``) feeds it
+connections, parsed control messages, media datagrams and timer ticks with ``now``; the core
+answers with an :class:`Outcome`: control messages to send to sessions, sessions to close,
+and at most one :class:`Job` — a call into the durable store that the driver runs on its single
+store thread before handing the result back through ``job.then``. Running every store call on
+one thread, in submission order, is what keeps deliveries in acceptance order.
+
+Authentication (DESIGN §5): the relay sends a random challenge; the device answers with its
+credential and an Ed25519 signature over (challenge, relay id, device, its own nonce). The
+credential must verify against the relay's trust bundle and the agencies' revocation lists.
+
+Commits: the first valid commit for epoch N+1 wins (it is verified exactly as a member would,
+without any key); a later one for an epoch the relay already has is told to rebase. The
+accepted bundle (sealed secrets included, each readable only by its member) is stored for every
+member of the old and new rosters and delivered in order, so an offline member catches up.
+
+Media: the relay knows from the verified commits which sender index belongs to which device,
+so a voice frame is forwarded only if its KID names the sending session's own index, the
+session's device holds the floor, and the channel exists; then it goes to every other online
+member of the channel, nobody else. Observers have no index and never get the floor.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crypto.agreement import RevocationList, verify_revocation_list
+from crypto.channel import Commit, CommitBundle, verify_commit
+from crypto.encoding import signing_input
+from crypto.errors import CrossbandError, DecryptError, Refusal, VerificationError
+from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, EPOCH_BITS, split_kid
+from crypto.identity import Credential, TrustBundle, verify_credential
+from crypto.sframe import decode_header
+
+from . import protocol as p
+from .errors import ProtocolError
+from .floor import (
+    EmergencyCleared,
+    EmergencyStarted,
+    Event,
+    FloorControl,
+    FloorDenied,
+    FloorGranted,
+    FloorIdle,
+    FloorQueued,
+    FloorReleased,
+    FloorRevoked,
+    Priority,
+)
+from .ratelimit import TokenBucket
+
+log = logging.getLogger("crossband.relay")
+
+AUTH_DOMAIN = "crossband/v1/auth"
+BACKLOG_PAGE = 200
+_EPOCH_MASK = (1 << EPOCH_BITS) - 1
+_CH = struct.Struct(">I")
+_PRIORITIES = {"normal": Priority.NORMAL, "high": Priority.HIGH, "emergency": Priority.EMERGENCY}
+
+Send = tuple[int, str]  # (session id, control message)
+
+
+@dataclass
+class Job:
+    """A store call for the driver to run off the event loop, then hand back."""
+
+    fn: Callable[[], Any]
+    then: Callable[[Any], Outcome]
+
+
+@dataclass
+class Outcome:
+    sends: list[Send] = field(default_factory=list)
+    close: list[tuple[int, str]] = field(default_factory=list)
+    job: Job | None = None
+
+    def extend(self, other: Outcome) -> Outcome:
+        self.sends += other.sends
+        self.close += other.close
+        if other.job is not None:
+            assert self.job is None, "one job per outcome"
+            self.job = other.job
+        return self
+
+
+@dataclass
+class RelayConfig:
+    relay_id: str = "relay"
+    udp_port: int | None = None
+    max_talk_time: float = 60.0
+    emergency_max_talk_time: float | None = None
+    message_ttl: float = 7 * 86400.0
+    control_rate: float = 50.0
+    control_burst: float = 200.0
+    media_rate: float = 120.0
+    media_burst: float = 240.0
+
+
+@dataclass(eq=False)
+class Session:
+    id: int
+    nonce: bytes
+    opened: float
+    control_rate: TokenBucket
+    media_rate: TokenBucket
+    device: str | None = None
+    cred: Credential | None = None
+    token: bytes = b""
+    udp_key: bytes = b""
+    udp_addr: tuple[str, int] | None = None
+    synced: bool = False
+    delivered: int = 0
+
+
+@dataclass(eq=False)
+class Channel:
+    id: str
+    no: int
+    head: Commit
+    floor: FloorControl
+    # epoch bits -> sender index -> device, for the head and the epochs still in grace
+    senders: dict[int, dict[int, str]] = field(default_factory=dict)
+    members: frozenset[str] = frozenset()
+
+    def install(self, commit: Commit) -> None:
+        ebits = commit.epoch & _EPOCH_MASK
+        prev = self.head.epoch & _EPOCH_MASK if self.head is not commit else None
+        keep = {prev: self.senders[prev]} if prev is not None and prev in self.senders else {}
+        keep[ebits] = {e.index: e.device for e in commit.roster if e.index is not None}
+        self.senders = keep
+        self.head = commit
+        self.members = frozenset(e.device for e in commit.roster)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.c: dict[str, int] = {
+            "frames_in": 0,
+            "frames_out": 0,
+            "frames_dropped": 0,
+            "floor_grants": 0,
+            "messages_accepted": 0,
+            "commits_accepted": 0,
+            "auth_refused": 0,
+            "protocol_errors": 0,
+        }
+        self.dropped: dict[str, int] = {}
+
+    def drop(self, reason: str) -> None:
+        self.c["frames_dropped"] += 1
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ProtocolError(p.Codes.MALFORMED, "bad base64")
+
+
+class RelayCore:
+    def __init__(
+        self,
+        trust: TrustBundle,
+        store: Any,
+        audit: Any,
+        config: RelayConfig | None = None,
+        revocations: dict[str, RevocationList] | None = None,
+    ) -> None:
+        self.trust = trust
+        self.store = store
+        self.audit = audit
+        self.config = config or RelayConfig()
+        self.revocations: dict[str, RevocationList] = dict(revocations or {})
+        self.sessions: dict[int, Session] = {}
+        self.by_device: dict[str, Session] = {}
+        self.by_token: dict[bytes, Session] = {}
+        self.channels: dict[str, Channel] = {}
+        self.by_no: dict[int, Channel] = {}
+        self.metrics = Metrics()
+        self._next_sid = 1
+        self._load_channels()
+
+    # -- persistence of channel heads --------------------------------------------------------
+
+    def _load_channels(self) -> None:
+        for agency in self.trust.roots:
+            blob = self.store.get_state(f"crl:{agency}")
+            if blob is not None:
+                rl = verify_revocation_list(RevocationList.decode(blob), self.trust)
+                if rl.number > getattr(self.revocations.get(agency), "number", -1):
+                    self.revocations[agency] = rl
+        raw = self.store.get_state("channels")
+        for ch in json.loads(raw) if raw else []:
+            blob = self.store.get_state(f"channel:{ch}")
+            if blob is None:
+                continue
+            bundle = CommitBundle.decode(blob)
+            self._install(bundle.commit)
+
+    def _install(self, commit: Commit) -> Channel:
+        chan = self.channels.get(commit.channel)
+        if chan is None:
+            no = int.from_bytes(os.urandom(4), "big") or 1
+            while no in self.by_no:
+                no = int.from_bytes(os.urandom(4), "big") or 1
+            chan = Channel(
+                commit.channel,
+                no,
+                commit,
+                FloorControl(self.config.max_talk_time, self.config.emergency_max_talk_time),
+            )
+            self.channels[commit.channel] = chan
+            self.by_no[no] = chan
+        chan.install(commit)
+        return chan
+
+    def _audit(self, event: str, now: float, **fields: Any) -> None:
+        try:
+            self.audit.append(event, now, **fields)
+        except CrossbandError:
+            log.exception("event=audit-failed kind=%s", event)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def connect(self, now: float) -> tuple[int, str]:
+        sid = self._next_sid
+        self._next_sid += 1
+        s = Session(
+            sid,
+            os.urandom(32),
+            now,
+            TokenBucket(self.config.control_rate, self.config.control_burst, now),
+            TokenBucket(self.config.media_rate, self.config.media_burst, now),
+        )
+        self.sessions[sid] = s
+        return sid, p.control("challenge", nonce=_b64(s.nonce), relay=self.config.relay_id)
+
+    def disconnect(self, sid: int, now: float) -> Outcome:
+        s = self.sessions.pop(sid, None)
+        out = Outcome()
+        if s is None or s.device is None:
+            return out
+        if self.by_device.get(s.device) is s:
+            del self.by_device[s.device]
+        self.by_token.pop(s.token, None)
+        for chan in self.channels.values():
+            if s.device in chan.members:
+                out.extend(self._floor_events(chan, chan.floor.cancel(s.device, now), now))
+        self._audit("disconnect", now, device=s.device, session=sid)
+        return out
+
+    def authenticate(self, sid: int, msg: dict[str, Any], now: float) -> Outcome:
+        s = self.sessions[sid]
+        try:
+            cred = Credential.decode(msg["credential"])
+            verify_credential(cred, self.trust, now, self.revocations)
+            proof = signing_input(
+                AUTH_DOMAIN,
+                {
+                    "challenge": _b64(s.nonce),
+                    "relay": self.config.relay_id,
+                    "device": cred.device,
+                    "nonce": msg["nonce"],
+                },
+            )
+            cred.sign_key.verify(_unb64(msg["sig"]), proof)
+        except VerificationError as exc:
+            self.metrics.c["auth_refused"] += 1
+            code = {
+                Refusal.REVOKED: p.Codes.REVOKED,
+                Refusal.UNPINNED_ROOT: p.Codes.UNKNOWN_DEVICE,
+            }.get(exc.code, p.Codes.AUTH_FAILED)
+            self._audit("auth-refused", now, session=sid, reason=exc.code.value)
+            raise ProtocolError(code, exc.code.value)
+        old = self.by_device.get(cred.device)
+        out = Outcome()
+        if old is not None:  # a reconnect supersedes the stale connection
+            out.close.append((old.id, p.Codes.DUPLICATE_SESSION))
+            out.extend(self.disconnect(old.id, now))
+        s.device, s.cred = cred.device, cred
+        s.token, s.udp_key = os.urandom(p.TOKEN_LEN), os.urandom(32)
+        self.by_device[cred.device] = s
+        self.by_token[s.token] = s
+        self._audit("auth", now, device=cred.device, session=sid, serial=cred.serial)
+        out.sends.append(
+            (
+                sid,
+                p.control(
+                    "welcome",
+                    session=sid,
+                    device=cred.device,
+                    udp_token=_b64(s.token),
+                    udp_key=_b64(s.udp_key),
+                    udp_port=self.config.udp_port,
+                    channels=[
+                        {"ch": c.id, "no": c.no, "epoch": c.head.epoch}
+                        for c in self.channels.values()
+                        if cred.device in c.members
+                    ],
+                ),
+            )
+        )
+        for chan in self.channels.values():
+            if cred.device in chan.members:
+                out.sends.append((sid, self._floor_state(chan)))
+        def backlog() -> Any:
+            self.store.put_state(f"cred:{cred.device}", cred.encode())  # the directory
+            return self.store.pending(cred.device, now, limit=BACKLOG_PAGE)
+
+        out.job = Job(backlog, lambda items: self._flush_backlog(s, items, now))
+        return out
+
+    def _flush_backlog(self, s: Session, items: list[Any], now: float) -> Outcome:
+        out = Outcome()
+        if self.sessions.get(s.id) is not s:
+            return out
+        for item in items:
+            if item.seq > s.delivered:
+                out.sends.append((s.id, self._deliver_msg(item.seq, item.kind, item.channel,
+                                                          item.msg_id, item.body)))
+                s.delivered = item.seq
+        if len(items) >= BACKLOG_PAGE and s.device is not None:
+            device, after = s.device, s.delivered
+            out.job = Job(
+                lambda: self.store.pending(device, now, after_seq=after, limit=BACKLOG_PAGE),
+                lambda more: self._flush_backlog(s, more, now),
+            )
+        else:
+            s.synced = True
+        return out
+
+    @staticmethod
+    def _deliver_msg(seq: int, kind: str, channel: str, msg_id: str, body: bytes) -> str:
+        return p.control("deliver", seq=seq, kind=kind, ch=channel, id=msg_id, body=_b64(body))
+
+    # -- control -----------------------------------------------------------------------------
+
+    def handle(self, sid: int, msg: dict[str, Any], now: float) -> Outcome:
+        """Handle one validated control message from an authenticated session."""
+        s = self.sessions[sid]
+        if not s.control_rate.allow(now):
+            raise ProtocolError(p.Codes.RATE_LIMITED)
+        t = msg["t"]
+        if s.device is None:
+            if t != "auth":
+                raise ProtocolError(p.Codes.AUTH_REQUIRED)
+            return self.authenticate(sid, msg, now)
+        handler = getattr(self, "_on_" + t.replace("-", "_"), None)
+        if handler is None or t == "auth":
+            raise ProtocolError(p.Codes.UNKNOWN_TYPE)
+        result: Outcome = handler(s, msg, now)
+        return result
+
+    def _on_ping(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        return Outcome([(s.id, p.control("pong"))])
+
+    def _on_lookup(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        found = []
+        for device in msg["devices"][:1000]:
+            if isinstance(device, str):
+                blob = self.store.get_state(f"cred:{device}")
+                if blob is not None:
+                    found.append(json.loads(blob))
+        return Outcome([(s.id, p.control("directory", credentials=found, rid=msg.get("rid")))])
+
+    def _on_revocation(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        try:
+            rl = verify_revocation_list(RevocationList.decode(msg["list"]), self.trust)
+        except VerificationError as exc:
+            raise ProtocolError(p.Codes.MALFORMED, f"revocation list refused: {exc.code.value}")
+        return self.apply_revocation(rl, now, reply_to=s.id)
+
+    def apply_revocation(self, rl: RevocationList, now: float, reply_to: int | None = None) -> Outcome:
+        out = Outcome()
+        current = self.revocations.get(rl.agency)
+        if current is None or rl.number > current.number:
+            self.revocations[rl.agency] = rl
+            self.store.put_state(f"crl:{rl.agency}", rl.encode())
+            self._audit("revocation", now, agency=rl.agency, number=rl.number,
+                        serials=len(rl.serials))
+            for other in list(self.sessions.values()):
+                if other.cred is not None and rl.revokes(other.cred):
+                    out.close.append((other.id, p.Codes.REVOKED))
+                    out.extend(self.disconnect(other.id, now))
+        if reply_to is not None:
+            out.sends.append((reply_to, p.control("revocation-ok", agency=rl.agency,
+                                                  number=self.revocations[rl.agency].number)))
+        return out
+
+    def _on_commit(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        try:
+            bundle = CommitBundle.decode(_unb64(msg["bundle"]))
+        except VerificationError as exc:
+            raise ProtocolError(p.Codes.MALFORMED, f"commit: {exc.code.value}")
+        c = bundle.commit
+        chan = self.channels.get(c.channel)
+        if c.issuer != s.device:
+            raise ProtocolError(p.Codes.NOT_PERMITTED, "commit issuer is not this device")
+        if chan is not None and c.epoch <= chan.head.epoch:
+            self._audit("commit-rebase", now, channel=c.channel, epoch=c.epoch, issuer=s.device)
+            return Outcome([(s.id, p.error(p.Codes.REBASE, "epoch already taken",
+                                           ch=c.channel, epoch=chan.head.epoch))])
+        try:
+            verify_commit(bundle, self.trust, now,
+                          previous=chan.head if chan else None, revocations=self.revocations)
+        except VerificationError as exc:
+            self._audit("commit-refused", now, channel=c.channel, epoch=c.epoch,
+                        issuer=s.device, reason=exc.code.value)
+            return Outcome([(s.id, p.error(p.Codes.COMMIT_REFUSED, exc.code.value,
+                                           ch=c.channel, epoch=c.epoch))])
+        if chan is None and c.epoch != 1:
+            return Outcome([(s.id, p.error(p.Codes.COMMIT_REFUSED, "unknown channel must "
+                                           "start at epoch 1", ch=c.channel, epoch=c.epoch))])
+        old_members = chan.members if chan else frozenset()
+        chan = self._install(c)
+        public = bundle.without_secrets().encode()
+        self.store.put_state(f"channel:{c.channel}", public)
+        self.store.put_state("channels", json.dumps(sorted(self.channels)).encode())
+        self.metrics.c["commits_accepted"] += 1
+        self._audit("commit", now, channel=c.channel, epoch=c.epoch, issuer=s.device,
+                    members=len(c.roster), hash=c.hash)
+        out = Outcome()
+        for gone in old_members - chan.members:
+            out.extend(self._floor_events(chan, chan.floor.cancel(gone, now), now))
+            # a removed observer/member that is online loses the channel at once
+        announce = p.control("channel", ch=chan.id, no=chan.no, epoch=c.epoch)
+        for device in chan.members:
+            other = self.by_device.get(device)
+            if other is not None:
+                out.sends.append((other.id, announce))
+                if device not in old_members:
+                    out.sends.append((other.id, self._floor_state(chan)))
+        recipients = sorted(old_members | chan.members)
+        body = bundle.encode()
+        ttl = max(60.0, c.expires - now)
+        out.job = self._enqueue_job(recipients, c.channel, "commit", f"commit/{c.channel}/{c.epoch}",
+                                    body, now, ttl, reply=(s.id, p.control(
+                                        "commit-ok", ch=c.channel, epoch=c.epoch)))
+        return out
+
+    def _enqueue_job(
+        self, recipients: list[str], channel: str, kind: str, msg_id: str, body: bytes,
+        now: float, ttl: float, reply: Send,
+    ) -> Job:
+        def then(seq: int) -> Outcome:
+            out = Outcome([reply])
+            deliver = self._deliver_msg(seq, kind, channel, msg_id, body)
+            for device in recipients:
+                other = self.by_device.get(device)
+                if other is not None and other.synced and seq > other.delivered:
+                    out.sends.append((other.id, deliver))
+                    other.delivered = seq
+            return out
+
+        return Job(lambda: self.store.enqueue(recipients, channel, kind, msg_id, body, now, ttl),
+                   then)
+
+    def _member(self, s: Session, ch: str) -> Channel:
+        chan = self.channels.get(ch)
+        if chan is None:
+            raise ProtocolError(p.Codes.UNKNOWN_CHANNEL)
+        if s.device not in chan.members:
+            raise ProtocolError(p.Codes.NOT_MEMBER)
+        return chan
+
+    def _sender_index_ok(self, chan: Channel, device: str, frame: bytes, context: int) -> bool:
+        try:
+            kid, _, _ = decode_header(frame)
+        except DecryptError:
+            return False
+        ctx, index, ebits = split_kid(kid)
+        table = chan.senders.get(ebits)
+        return ctx == context and table is not None and table.get(index) == device
+
+    def _on_msg(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        chan = self._member(s, msg["ch"])
+        assert s.device is not None
+        if not chan.head.may_send(s.device):
+            raise ProtocolError(p.Codes.NOT_PERMITTED, "observers do not transmit")
+        frame = _unb64(msg["frame"])
+        if len(frame) > p.MAX_SMALL_CONTROL or not self._sender_index_ok(
+            chan, s.device, frame, CONTEXT_DATA
+        ):
+            raise ProtocolError(p.Codes.MALFORMED, "frame does not carry this device's key id")
+        if not 1 <= len(msg["id"]) <= 128:
+            raise ProtocolError(p.Codes.MALFORMED, "message id")
+        msg_id = f"{s.device}/{msg['id']}"
+        recipients = sorted(chan.members - {s.device})
+        self.metrics.c["messages_accepted"] += 1
+        self._audit("message", now, channel=chan.id, sender=s.device, msg=msg_id,
+                    size=len(frame), recipients=len(recipients))
+        reply = (s.id, p.control("accepted", ch=chan.id, id=msg["id"]))
+        if not recipients:
+            return Outcome([reply])
+        return Outcome(job=self._enqueue_job(recipients, chan.id, "msg", msg_id, frame, now,
+                                             self.config.message_ttl, reply))
+
+    def _on_ack(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        device = s.device
+        seq = msg["seq"]
+        if seq > s.delivered:
+            raise ProtocolError(p.Codes.MALFORMED, "ack beyond delivery")
+        return Outcome(job=Job(lambda: self.store.ack(device, seq), lambda _n: Outcome()))
+
+    def _on_floor_request(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        chan = self._member(s, msg["ch"])
+        assert s.device is not None
+        priority = _PRIORITIES.get(msg["priority"])
+        if priority is None:
+            raise ProtocolError(p.Codes.MALFORMED, "priority")
+        events = chan.floor.request(s.device, priority, now, may_talk=chan.head.may_send(s.device))
+        return self._floor_events(chan, events, now, requester=s)
+
+    def _on_floor_release(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        chan = self._member(s, msg["ch"])
+        assert s.device is not None
+        return self._floor_events(chan, chan.floor.release(s.device, now), now)
+
+    def _on_emergency_clear(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
+        chan = self._member(s, msg["ch"])
+        assert s.device is not None and s.cred is not None
+        if s.device != chan.floor.emergency_by and not s.cred.has_role("dispatcher"):
+            raise ProtocolError(p.Codes.NOT_PERMITTED, "only the declarer or a dispatcher")
+        return self._floor_events(chan, chan.floor.clear_emergency(s.device, now), now)
+
+    # -- floor -------------------------------------------------------------------------------
+
+    def _floor_state(self, chan: Channel) -> str:
+        snap = chan.floor.snapshot()
+        return p.control(
+            "floor-state", ch=chan.id, holder=snap.holder,
+            priority=snap.priority.name.lower() if snap.priority is not None else None,
+            since=snap.since, emergency=snap.emergency, emergency_by=snap.emergency_by,
+        )
+
+    def _floor_events(
+        self, chan: Channel, events: list[Event], now: float, requester: Session | None = None
+    ) -> Outcome:
+        out = Outcome()
+        online = [self.by_device[d].id for d in chan.members if d in self.by_device]
+        for ev in events:
+            fields: dict[str, Any] = {"ch": chan.id}
+            private = False
+            match ev:
+                case FloorGranted(device=d, priority=pr):
+                    fields.update(event="granted", device=d, priority=pr.name.lower())
+                    self.metrics.c["floor_grants"] += 1
+                case FloorDenied(device=d, reason=r):
+                    fields.update(event="denied", device=d, reason=r)
+                    private = True
+                case FloorQueued(device=d, position=pos):
+                    fields.update(event="queued", device=d, position=pos)
+                    private = True
+                case FloorReleased(device=d):
+                    fields.update(event="released", device=d)
+                case FloorRevoked(device=d, reason=r):
+                    fields.update(event="revoked", device=d, reason=r)
+                case EmergencyStarted(device=d):
+                    fields.update(event="emergency", device=d, active=True)
+                case EmergencyCleared(device=d):
+                    fields.update(event="emergency", device=d, active=False)
+                case FloorIdle():
+                    fields.update(event="idle", device=None)
+            self._audit("floor", now, channel=chan.id, what=fields["event"],
+                        device=fields.get("device"), reason=fields.get("reason"))
+            message = p.control("floor", **fields)
+            if private:
+                target = self.by_device.get(fields["device"])
+                if target is not None:
+                    out.sends.append((target.id, message))
+            else:
+                out.sends += [(sid, message) for sid in online]
+        return out
+
+    def handle_timer(self, now: float) -> Outcome:
+        out = Outcome()
+        for chan in self.channels.values():
+            t = chan.floor.get_timer()
+            if t is not None and now >= t:
+                out.extend(self._floor_events(chan, chan.floor.handle_timer(now), now))
+        return out
+
+    def next_timer(self) -> float | None:
+        times = [t for c in self.channels.values() if (t := c.floor.get_timer()) is not None]
+        return min(times) if times else None
+
+    # -- media (the hot path) ------------------------------------------------------------------
+
+    def route(
+        self, s: Session, channel_no: int, frame: bytes, now: float
+    ) -> tuple[list[tuple[str, int]], list[int]] | None:
+        """Check one voice frame and return (udp addresses, websocket session ids) to send to."""
+        self.metrics.c["frames_in"] += 1
+        chan = self.by_no.get(channel_no)
+        device = s.device
+        if chan is None or device is None:
+            self.metrics.drop("unknown-channel")
+            return None
+        if not chan.floor.may_send(device):
+            self.metrics.drop("no-floor")
+            return None
+        if len(frame) > p.MAX_SFRAME or not self._sender_index_ok(chan, device, frame,
+                                                                  CONTEXT_VOICE):
+            self.metrics.drop("bad-kid")
+            return None
+        if not s.media_rate.allow(now):
+            self.metrics.drop("rate")
+            return None
+        udp: list[tuple[str, int]] = []
+        ws: list[int] = []
+        by_device = self.by_device
+        for member in chan.members:
+            if member == device:
+                continue
+            other = by_device.get(member)
+            if other is None:
+                continue
+            if other.udp_addr is not None:
+                udp.append(other.udp_addr)
+            else:
+                ws.append(other.id)
+        self.metrics.c["frames_out"] += len(udp) + len(ws)
+        return udp, ws
+
+    def udp_datagram(
+        self, data: bytes, addr: tuple[str, int], now: float
+    ) -> tuple[bytes, list[tuple[str, int]], list[int]] | None:
+        """Authenticate one UDP datagram; returns (payload to send, udp addrs, ws ids)."""
+        if len(data) < 2 + p.TOKEN_LEN + p.MAC_LEN or data[0] != p.UDP_MAGIC:
+            self.metrics.drop("malformed")
+            return None
+        s = self.by_token.get(data[2 : 2 + p.TOKEN_LEN])
+        if s is None or not hmac.compare_digest(
+            p.udp_mac(s.udp_key, data[: -p.MAC_LEN]), data[-p.MAC_LEN :]
+        ):
+            self.metrics.drop("bad-mac")
+            return None
+        kind = data[1]
+        if kind == p.UDP_REGISTER:
+            s.udp_addr = addr
+            return None
+        if kind != p.UDP_MEDIA or len(data) < 2 + p.TOKEN_LEN + 4 + p.MAC_LEN + 2:
+            self.metrics.drop("malformed")
+            return None
+        s.udp_addr = addr
+        start = 2 + p.TOKEN_LEN
+        channel_no = _CH.unpack_from(data, start)[0]
+        frame = data[start + 4 : -p.MAC_LEN]
+        targets = self.route(s, channel_no, frame, now)
+        if targets is None:
+            return None
+        return frame, targets[0], targets[1]
+
+    def metrics_text(self, depth: int) -> str:
+        m = self.metrics.c
+        lines = [
+            "# TYPE crossband_connections gauge",
+            f"crossband_connections {len(self.sessions)}",
+            "# TYPE crossband_authenticated gauge",
+            f"crossband_authenticated {len(self.by_device)}",
+            "# TYPE crossband_channels gauge",
+            f"crossband_channels {len(self.channels)}",
+            "# TYPE crossband_store_queue_depth gauge",
+            f"crossband_store_queue_depth {depth}",
+        ]
+        for name, value in m.items():
+            lines += [f"# TYPE crossband_{name}_total counter", f"crossband_{name}_total {value}"]
+        lines.append("# TYPE crossband_frames_dropped_by_reason_total counter")
+        for reason, value in sorted(self.metrics.dropped.items()):
+            lines.append(f'crossband_frames_dropped_by_reason_total{{reason="{reason}"}} {value}')
+        lines.append("# TYPE crossband_floor_emergency gauge")
+        for chan in self.channels.values():
+            lines.append(f'crossband_floor_emergency{{channel="{chan.id}"}} '
+                         f"{int(chan.floor.emergency)}")
+        return "\n".join(lines) + "\n"

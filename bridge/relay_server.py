@@ -1,0 +1,365 @@
+"""The relay's I/O driver: aiohttp WebSocket + /metrics, a UDP socket, timers, the store thread.
+
+Everything that decides anything lives in :mod:`bridge.relay`; this module moves bytes. Each
+WebSocket connection is read by one task, so a connection's control messages are handled in
+order. Store calls (fsync-heavy) run on one dedicated thread, in submission order, and their
+continuations come back to the event loop. A malformed or unknown message gets a coded error;
+an exception in the handling of one connection is logged (without content) and answered with
+``internal``, and never reaches another connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import WSMsgType, web
+
+from crypto.agreement import RevocationList, verify_revocation_list
+from crypto.errors import CrossbandError, VerificationError
+from crypto.identity import TrustBundle
+
+from . import protocol as p
+from .audit import AuditLog
+from .errors import ConfigError, ProtocolError
+from .relay import Job, Outcome, RelayConfig, RelayCore
+from .store import SqliteStore
+
+log = logging.getLogger("crossband.relay")
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: RelayServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.server.on_datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("event=udp-error errno=%s", getattr(exc, "errno", None))
+
+
+class RelayServer:
+    def __init__(
+        self,
+        core: RelayCore,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        udp_port: int | None = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.core = core
+        self.host, self.port, self.udp_port = host, port, udp_port
+        self.ssl_context = ssl_context
+        self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._ws: dict[int, web.WebSocketResponse] = {}
+        self._udp: _Udp | None = None
+        self._runner: web.AppRunner | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=p.MAX_CONTROL)
+        app.router.add_get("/ws", self._ws_handler)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._health)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        loop = asyncio.get_running_loop()
+        if self.udp_port is not None:
+            _, proto = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(self.host, self.udp_port)
+            )
+            self._udp = proto
+            assert proto.transport is not None
+            self.udp_port = proto.transport.get_extra_info("sockname")[1]
+            self.core.config.udp_port = self.udp_port
+        self._timer = asyncio.create_task(self._tick())
+        log.info("event=relay-started host=%s port=%s udp=%s", self.host, self.port, self.udp_port)
+
+    async def stop(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        for ws in list(self._ws.values()):
+            await ws.close(code=1001, message=b"relay shutting down")
+        if self._udp and self._udp.transport:
+            self._udp.transport.close()
+        if self._runner:
+            await self._runner.cleanup()
+        self._store_thread.shutdown(wait=True)
+
+    @property
+    def url(self) -> str:
+        scheme = "wss" if self.ssl_context else "ws"
+        return f"{scheme}://{self.host}:{self.port}/ws"
+
+    # -- outcomes ------------------------------------------------------------------------------
+
+    async def apply(self, outcome: Outcome) -> None:
+        while True:
+            for sid, message in outcome.sends:
+                ws = self._ws.get(sid)
+                if ws is not None and not ws.closed:
+                    try:
+                        await ws.send_str(message)
+                    except (ConnectionError, RuntimeError):
+                        pass
+            for sid, code in outcome.close:
+                ws = self._ws.get(sid)
+                if ws is not None and not ws.closed:
+                    try:
+                        await ws.send_str(p.error(code))
+                    except (ConnectionError, RuntimeError):
+                        pass
+                    await ws.close(code=4000, message=code.encode())
+            job = outcome.job
+            if job is None:
+                return
+            outcome = await self._run_job(job)
+
+    async def _run_job(self, job: Job) -> Outcome:
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._store_thread, job.fn)
+        return job.then(result)
+
+    # -- websocket -----------------------------------------------------------------------------
+
+    async def _ws_handler(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=p.MAX_CONTROL)
+        await ws.prepare(request)
+        sid, challenge = self.core.connect(time.time())
+        self._ws[sid] = ws
+        try:
+            await ws.send_str(challenge)
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._on_text(sid, ws, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self._on_binary(sid, msg.data)
+                else:
+                    break
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._ws.pop(sid, None)
+            try:
+                await self.apply(self.core.disconnect(sid, time.time()))
+            except Exception:
+                log.exception("event=disconnect-failed session=%s", sid)
+        return ws
+
+    async def _on_text(self, sid: int, ws: web.WebSocketResponse, data: str) -> None:
+        now = time.time()
+        rid = None
+        try:
+            msg = p.parse_control(data)
+            rid = msg.get("rid")
+            outcome = self.core.handle(sid, msg, now)
+        except ProtocolError as exc:
+            self.core.metrics.c["protocol_errors"] += 1
+            await ws.send_str(p.error(exc.code, exc.detail, rid=rid))
+            session = self.core.sessions.get(sid)
+            if session is not None and session.device is None and exc.code != p.Codes.RATE_LIMITED:
+                await ws.close(code=4001, message=exc.code.encode())  # refused auth: hang up
+            return
+        except (CrossbandError, ValueError, KeyError, TypeError):
+            log.exception("event=control-failed session=%s", sid)
+            await ws.send_str(p.error(p.Codes.INTERNAL, rid=rid))
+            return
+        await self.apply(outcome)
+
+    def _on_binary(self, sid: int, data: bytes) -> None:
+        try:
+            kind, channel_no, frame = p.parse_ws_media(data)
+        except ProtocolError:
+            self.core.metrics.drop("malformed")
+            return
+        s = self.core.sessions.get(sid)
+        if s is None or kind != p.WS_MEDIA_UP:
+            self.core.metrics.drop("malformed")
+            return
+        targets = self.core.route(s, channel_no, frame, time.time())
+        if targets is not None:
+            self._fan_out(channel_no, frame, targets[0], targets[1])
+
+    # -- udp -----------------------------------------------------------------------------------
+
+    def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        routed = self.core.udp_datagram(data, addr, time.time())
+        if routed is None:
+            return
+        frame, udp, ws = routed
+        channel_no = int.from_bytes(data[2 + p.TOKEN_LEN : 6 + p.TOKEN_LEN], "big")
+        self._fan_out(channel_no, frame, udp, ws)
+
+    def _fan_out(
+        self, channel_no: int, frame: bytes, udp: list[tuple[str, int]], ws: list[int]
+    ) -> None:
+        if udp and self._udp and self._udp.transport:
+            out = p.udp_media_down(channel_no, frame)
+            sendto = self._udp.transport.sendto
+            for addr in udp:
+                sendto(out, addr)
+        if ws:
+            out = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
+            for sid in ws:
+                conn = self._ws.get(sid)
+                if conn is not None and not conn.closed:
+                    task = asyncio.ensure_future(conn.send_bytes(out))
+                    self._pending.add(task)
+                    task.add_done_callback(self._pending.discard)
+
+    # -- http ----------------------------------------------------------------------------------
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        depth = await loop.run_in_executor(self._store_thread, self.core.store.depth)
+        return web.Response(text=self.core.metrics_text(depth), content_type="text/plain")
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "channels": len(self.core.channels)})
+
+    # -- timers --------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        last_expire = 0.0
+        while True:
+            await asyncio.sleep(0.05)
+            now = time.time()
+            try:
+                await self.apply(self.core.handle_timer(now))
+                if now - last_expire > 60:
+                    last_expire = now
+                    await self._run_job(Job(lambda: self.core.store.expire(now),
+                                            lambda _n: Outcome()))
+            except Exception:
+                log.exception("event=timer-failed")
+
+
+# -- configuration and the command ------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read relay config {path}: {exc}")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    base = path.parent
+
+    def rel(value: str) -> Path:
+        v = Path(value)
+        return v if v.is_absolute() else base / v
+
+    for key in ("trust_bundle", "database", "audit_log"):
+        if key not in raw:
+            raise ConfigError(f"{path}: missing '{key}'")
+    raw["_paths"] = {k: rel(raw[k]) for k in ("trust_bundle", "database", "audit_log")}
+    raw["_crls"] = [rel(c) for c in raw.get("revocation_lists", [])]
+    for k in ("tls_cert", "tls_key"):
+        if raw.get(k):
+            raw["_paths"][k] = rel(raw[k])
+    return raw
+
+
+def build_server(cfg: dict[str, Any]) -> RelayServer:
+    paths = cfg["_paths"]
+    try:
+        trust = TrustBundle.decode(paths["trust_bundle"].read_bytes())
+    except (OSError, VerificationError) as exc:
+        raise ConfigError(f"trust bundle {paths['trust_bundle']}: {exc}")
+    crls: dict[str, RevocationList] = {}
+    for path in cfg["_crls"]:
+        try:
+            rl = verify_revocation_list(RevocationList.decode(path.read_bytes()), trust)
+        except (OSError, VerificationError) as exc:
+            raise ConfigError(f"revocation list {path}: {exc}")
+        if rl.number > getattr(crls.get(rl.agency), "number", -1):
+            crls[rl.agency] = rl
+    limits = cfg.get("limits", {}) or {}
+    config = RelayConfig(
+        relay_id=str(cfg.get("relay_id", "relay")),
+        max_talk_time=float(cfg.get("max_talk_time", 60)),
+        message_ttl=float(cfg.get("message_ttl", 7 * 86400)),
+        control_rate=float(limits.get("control_rate", 50)),
+        control_burst=float(limits.get("control_burst", 200)),
+        media_rate=float(limits.get("media_rate", 120)),
+        media_burst=float(limits.get("media_burst", 240)),
+    )
+    store = SqliteStore(paths["database"])
+    audit = AuditLog(paths["audit_log"])
+    core = RelayCore(trust, store, audit, config, crls)
+    ctx = None
+    if "tls_cert" in paths:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(paths["tls_cert"], paths.get("tls_key"))
+    return RelayServer(
+        core,
+        host=str(cfg.get("host", "127.0.0.1")),
+        port=int(cfg.get("port", 8443)),
+        udp_port=None if cfg.get("udp_port") is False else int(cfg.get("udp_port", 8444)),
+        ssl_context=ctx,
+    )
+
+
+async def serve(cfg: dict[str, Any], ready_file: Path | None = None) -> None:
+    server = build_server(cfg)
+    await server.start()
+    if ready_file is not None:
+        ready_file.write_text(json.dumps({"url": server.url, "udp_port": server.udp_port,
+                                          "port": server.port}))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"crossband relay listening on {server.url} (udp {server.udp_port})", flush=True)
+    await stop.wait()
+    await server.stop()
+    server.core.store.close()
+    server.core.audit.close()
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    asyncio.run(serve(cfg, Path(args.ready_file) if args.ready_file else None))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    sp = subparsers.add_parser("relay", help="run the relay server")
+    sp.add_argument("--config", required=True, help="relay.yaml")
+    sp.add_argument("--ready-file", help="write the listening addresses here once ready")
+    sp.set_defaults(func=_run)
+
+
+if __name__ == "__main__":  # python -m bridge.relay_server --config relay.yaml
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="crossband relay")
+    register(_parser.add_subparsers())
+    _args = _parser.parse_args(["relay", *sys.argv[1:]])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    sys.exit(_args.func(_args))
