@@ -163,8 +163,10 @@ class Endpoint:
                 await self._session()
                 delay = 0.2
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RelayError) as exc:
-                if isinstance(exc, RelayError) and exc.code in (p.Codes.REVOKED,
-                                                                p.Codes.UNKNOWN_DEVICE):
+                if isinstance(exc, RelayError) and exc.code in (
+                    p.Codes.REVOKED,
+                    p.Codes.UNKNOWN_DEVICE,
+                ):
                     self._emit(ev.Error(exc.code, "relay refused this device"))
                     return
                 log.info("event=connect-failed error=%s", type(exc).__name__)
@@ -178,16 +180,32 @@ class Endpoint:
 
     async def _session(self) -> None:
         assert self._http is not None
-        async with self._http.ws_connect(self.relay_url, ssl=self._ssl, heartbeat=20,
-                                         max_msg_size=p.MAX_CONTROL) as ws:
+        async with self._http.ws_connect(
+            self.relay_url,
+            ssl=self._ssl if self._ssl is not None else True,
+            heartbeat=20,
+            max_msg_size=p.MAX_CONTROL,
+        ) as ws:
             self._ws = ws
             challenge = json.loads((await ws.receive(timeout=10)).data)
             nonce = _b64(os.urandom(16))
-            proof = signing_input(AUTH_DOMAIN, {"challenge": challenge["nonce"],
-                                                "relay": challenge["relay"],
-                                                "device": self.device, "nonce": nonce})
-            await ws.send_str(p.control("auth", credential=json.loads(self.cred.encode()),
-                                        nonce=nonce, sig=_b64(self._keys.sign.sign(proof))))
+            proof = signing_input(
+                AUTH_DOMAIN,
+                {
+                    "challenge": challenge["nonce"],
+                    "relay": challenge["relay"],
+                    "device": self.device,
+                    "nonce": nonce,
+                },
+            )
+            await ws.send_str(
+                p.control(
+                    "auth",
+                    credential=json.loads(self.cred.encode()),
+                    nonce=nonce,
+                    sig=_b64(self._keys.sign.sign(proof)),
+                )
+            )
             first = await ws.receive(timeout=10)
             if first.type != aiohttp.WSMsgType.TEXT:
                 raise RelayError("auth-failed", "connection closed during authentication")
@@ -202,8 +220,11 @@ class Endpoint:
                     data = msg.data
                     if len(data) > 5 and data[0] == p.WS_MEDIA_DOWN:
                         self._on_media(int.from_bytes(data[1:5], "big"), data[5:])
-                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                  aiohttp.WSMsgType.ERROR):
+                elif msg.type in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR,
+                ):
                     break
             if ws.close_code == 4000 and (ws.exception() is None):
                 pass
@@ -245,7 +266,10 @@ class Endpoint:
         ws = self._ws
         if ws is None or ws.closed:
             raise RelayError("not-connected", "no connection to the relay")
-        await ws.send_str(control)
+        try:
+            await ws.send_str(control)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError):
+            raise RelayError("not-connected", "the connection to the relay dropped")
 
     # -- incoming control --------------------------------------------------------------------
 
@@ -262,8 +286,9 @@ class Endpoint:
             self.floor[msg["ch"]] = msg.get("holder")
             self.emergency[msg["ch"]] = bool(msg.get("emergency"))
             if msg.get("holder"):
-                self._emit(ev.TalkerChanged(msg["ch"], msg["holder"], msg.get("priority"),
-                                            "late-entry"))
+                self._emit(
+                    ev.TalkerChanged(msg["ch"], msg["holder"], msg.get("priority"), "late-entry")
+                )
             if msg.get("emergency"):
                 self._emit(ev.Emergency(msg["ch"], True, msg.get("emergency_by")))
         elif t == "accepted":
@@ -305,8 +330,11 @@ class Endpoint:
 
     def _on_floor(self, msg: dict[str, Any]) -> None:
         ch, what, device = msg["ch"], msg["event"], msg.get("device")
-        self._emit(ev.FloorEvent(ch, what, device, msg.get("priority"), msg.get("reason"),
-                                 msg.get("position")))
+        self._emit(
+            ev.FloorEvent(
+                ch, what, device, msg.get("priority"), msg.get("reason"), msg.get("position")
+            )
+        )
         if device == self.device and what in ("granted", "denied", "queued"):
             self._resolve(("floor", ch), what)
         if what == "granted":
@@ -330,8 +358,11 @@ class Endpoint:
             if kind == "commit":
                 bundle = CommitBundle.decode(body)
                 member = self.channels.get(bundle.commit.channel)
-                if member is None or member.last_commit is None or \
-                        bundle.commit.epoch > member.last_commit.epoch:
+                if (
+                    member is None
+                    or member.last_commit is None
+                    or bundle.commit.epoch > member.last_commit.epoch
+                ):
                     self._apply_commit(bundle, now)
             elif kind == "msg":
                 self._on_data(ch, msg["id"], body, now)
@@ -339,8 +370,8 @@ class Endpoint:
             code = exc.code.value if isinstance(exc, VerificationError) else "undecryptable"
             self._emit(ev.Error(code, f"{kind} on {ch} refused"))
         self._delivered = seq
-        if self._ws is not None and not self._ws.closed:
-            await self._ws.send_str(p.control("ack", seq=seq))
+        with contextlib.suppress(RelayError):
+            await self._send(p.control("ack", seq=seq))
             self._acked = seq
 
     def _apply_commit(self, bundle: CommitBundle, now: float, persist: bool = True) -> None:
@@ -368,8 +399,16 @@ class Endpoint:
         elif isinstance(item, BurstSeal):
             hasher = self._heard.pop((ch, item.sender), None)
             complete = hasher is not None and item.matches(hasher)
-            self._emit(ev.BurstSealed(ch, item.sender, item.burst, item.frames, complete,
-                                      hasher.count if hasher else 0))
+            self._emit(
+                ev.BurstSealed(
+                    ch,
+                    item.sender,
+                    item.burst,
+                    item.frames,
+                    complete,
+                    hasher.count if hasher else 0,
+                )
+            )
         self.state.mark_seen(msg_id, now)
 
     # -- media ---------------------------------------------------------------------------------
@@ -421,8 +460,9 @@ class Endpoint:
     async def lookup(self, devices: list[str], timeout: float = 5.0) -> dict[str, Credential]:
         """Fetch credentials from the relay's directory and verify them ourselves."""
         rid = uuid.uuid4().hex
-        found = await self._request(("rid", rid),
-                                    p.control("lookup", devices=devices, rid=rid), timeout)
+        found = await self._request(
+            ("rid", rid), p.control("lookup", devices=devices, rid=rid), timeout
+        )
         out: dict[str, Credential] = {}
         now = time.time()
         for raw in found:
@@ -457,22 +497,29 @@ class Endpoint:
         if current_agreement is None:
             raise ValueError("no agreement known for this channel")
         bundle, _secret = create_commit(
-            issuer=self.cred, issuer_keys=self._keys, channel=ch,
-            name=name or (previous.name if previous else ch), agreement=current_agreement,
-            members=members, previous=previous,
-            expires=expires or (previous.expires if previous else now + 86400), now=now,
+            issuer=self.cred,
+            issuer_keys=self._keys,
+            channel=ch,
+            name=name or (previous.name if previous else ch),
+            agreement=current_agreement,
+            members=members,
+            previous=previous,
+            expires=expires or (previous.expires if previous else now + 86400),
+            now=now,
         )
         c = bundle.commit
-        await self._request(("commit", ch, c.epoch),
-                            p.control("commit", bundle=_b64(bundle.encode())), timeout)
+        await self._request(
+            ("commit", ch, c.epoch), p.control("commit", bundle=_b64(bundle.encode())), timeout
+        )
         return c
 
-    async def request_floor(self, ch: str, priority: str = "normal",
-                            timeout: float = 5.0) -> str:
+    async def request_floor(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> str:
         """Ask for the floor; returns 'granted', 'queued' or 'denied'."""
-        return str(await self._request(("floor", ch),
-                                       p.control("floor-request", ch=ch, priority=priority),
-                                       timeout))
+        return str(
+            await self._request(
+                ("floor", ch), p.control("floor-request", ch=ch, priority=priority), timeout
+            )
+        )
 
     async def release_floor(self, ch: str) -> None:
         await self._send(p.control("floor-release", ch=ch))
@@ -481,9 +528,13 @@ class Endpoint:
         await self._send(p.control("emergency-clear", ch=ch))
 
     async def publish_revocation(self, rl: RevocationList, timeout: float = 5.0) -> int:
-        return int(await self._request(("revocation", rl.agency),
-                                       p.control("revocation", list=json.loads(rl.encode())),
-                                       timeout))
+        return int(
+            await self._request(
+                ("revocation", rl.agency),
+                p.control("revocation", list=json.loads(rl.encode())),
+                timeout,
+            )
+        )
 
     # -- talk bursts ---------------------------------------------------------------------------
 
@@ -514,15 +565,26 @@ class Endpoint:
         c = member.last_commit
         assert c is not None
         h = burst.hasher
-        seal, frame = member.seal_burst(BurstSeal(ch, c.epoch, self.device, burst.id, h.count,
-                                                  h.first_ctr or 0, h.last_ctr or 0, h.digest()))
+        seal, frame = member.seal_burst(
+            BurstSeal(
+                ch,
+                c.epoch,
+                self.device,
+                burst.id,
+                h.count,
+                h.first_ctr or 0,
+                h.last_ctr or 0,
+                h.digest(),
+            )
+        )
         await self._post(ch, seal.burst, frame, wait=False)
         return seal
 
     # -- messages ------------------------------------------------------------------------------
 
-    async def send_text(self, ch: str, body: bytes | str, kind: str = "text",
-                        timeout: float = 30.0) -> str:
+    async def send_text(
+        self, ch: str, body: bytes | str, kind: str = "text", timeout: float = 30.0
+    ) -> str:
         """Sign, encrypt and send a message; returns its id once the relay has accepted it
         (durably). While disconnected it waits and is resent on reconnect."""
         data = body.encode("utf-8") if isinstance(body, str) else body
@@ -532,8 +594,9 @@ class Endpoint:
         await self._post(ch, msg_id, frame, wait=True, timeout=timeout)
         return msg_id
 
-    async def _post(self, ch: str, msg_id: str, frame: bytes, *, wait: bool,
-                    timeout: float = 30.0) -> None:
+    async def _post(
+        self, ch: str, msg_id: str, frame: bytes, *, wait: bool, timeout: float = 30.0
+    ) -> None:
         control = p.control("msg", ch=ch, id=msg_id, frame=_b64(frame), rid=msg_id)
         self._outbox[msg_id] = control
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

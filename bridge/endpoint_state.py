@@ -53,10 +53,12 @@ class EndpointState:
     def save_commit(self, channel: str, epoch: int, bundle: bytes) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT OR REPLACE INTO commits VALUES (?, ?, ?)",
-                             (channel, epoch, bundle))
             self._db.execute(
-                "DELETE FROM commits WHERE channel=? AND epoch <= ?", (channel, epoch - KEEP_COMMITS)
+                "INSERT OR REPLACE INTO commits VALUES (?, ?, ?)", (channel, epoch, bundle)
+            )
+            self._db.execute(
+                "DELETE FROM commits WHERE channel=? AND epoch <= ?",
+                (channel, epoch - KEEP_COMMITS),
             )
             self._db.execute("COMMIT")
 
@@ -70,8 +72,10 @@ class EndpointState:
     # dedup
     def seen(self, msg_id: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM seen WHERE msg_id=?", (msg_id,)).fetchone() \
+            return (
+                self._db.execute("SELECT 1 FROM seen WHERE msg_id=?", (msg_id,)).fetchone()
                 is not None
+            )
 
     def mark_seen(self, msg_id: str, now: float) -> None:
         with self._lock:

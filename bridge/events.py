@@ -89,6 +89,14 @@ class Error:
 
 
 Event = (
-    Connected | Disconnected | ChannelUpdated | TalkerChanged | FloorEvent | Emergency | Voice
-    | BurstSealed | Message | Error
+    Connected
+    | Disconnected
+    | ChannelUpdated
+    | TalkerChanged
+    | FloorEvent
+    | Emergency
+    | Voice
+    | BurstSealed
+    | Message
+    | Error
 )

@@ -320,6 +320,7 @@ class RelayCore:
         for chan in self.channels.values():
             if cred.device in chan.members:
                 out.sends.append((sid, self._floor_state(chan)))
+
         def backlog() -> Any:
             self.store.put_state(f"cred:{cred.device}", cred.encode())  # the directory
             return self.store.pending(cred.device, now, limit=BACKLOG_PAGE)
@@ -333,8 +334,14 @@ class RelayCore:
             return out
         for item in items:
             if item.seq > s.delivered:
-                out.sends.append((s.id, self._deliver_msg(item.seq, item.kind, item.channel,
-                                                          item.msg_id, item.body)))
+                out.sends.append(
+                    (
+                        s.id,
+                        self._deliver_msg(
+                            item.seq, item.kind, item.channel, item.msg_id, item.body
+                        ),
+                    )
+                )
                 s.delivered = item.seq
         if len(items) >= BACKLOG_PAGE and s.device is not None:
             device, after = s.device, s.delivered
@@ -387,21 +394,30 @@ class RelayCore:
             raise ProtocolError(p.Codes.MALFORMED, f"revocation list refused: {exc.code.value}")
         return self.apply_revocation(rl, now, reply_to=s.id)
 
-    def apply_revocation(self, rl: RevocationList, now: float, reply_to: int | None = None) -> Outcome:
+    def apply_revocation(
+        self, rl: RevocationList, now: float, reply_to: int | None = None
+    ) -> Outcome:
         out = Outcome()
         current = self.revocations.get(rl.agency)
         if current is None or rl.number > current.number:
             self.revocations[rl.agency] = rl
             self.store.put_state(f"crl:{rl.agency}", rl.encode())
-            self._audit("revocation", now, agency=rl.agency, number=rl.number,
-                        serials=len(rl.serials))
+            self._audit(
+                "revocation", now, agency=rl.agency, number=rl.number, serials=len(rl.serials)
+            )
             for other in list(self.sessions.values()):
                 if other.cred is not None and rl.revokes(other.cred):
                     out.close.append((other.id, p.Codes.REVOKED))
                     out.extend(self.disconnect(other.id, now))
         if reply_to is not None:
-            out.sends.append((reply_to, p.control("revocation-ok", agency=rl.agency,
-                                                  number=self.revocations[rl.agency].number)))
+            out.sends.append(
+                (
+                    reply_to,
+                    p.control(
+                        "revocation-ok", agency=rl.agency, number=self.revocations[rl.agency].number
+                    ),
+                )
+            )
         return out
 
     def _on_commit(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
@@ -415,27 +431,75 @@ class RelayCore:
             raise ProtocolError(p.Codes.NOT_PERMITTED, "commit issuer is not this device")
         if chan is not None and c.epoch <= chan.head.epoch:
             self._audit("commit-rebase", now, channel=c.channel, epoch=c.epoch, issuer=s.device)
-            return Outcome([(s.id, p.error(p.Codes.REBASE, "epoch already taken",
-                                           ch=c.channel, epoch=chan.head.epoch))])
+            return Outcome(
+                [
+                    (
+                        s.id,
+                        p.error(
+                            p.Codes.REBASE,
+                            "epoch already taken",
+                            ch=c.channel,
+                            epoch=chan.head.epoch,
+                        ),
+                    )
+                ]
+            )
         try:
-            verify_commit(bundle, self.trust, now,
-                          previous=chan.head if chan else None, revocations=self.revocations)
+            verify_commit(
+                bundle,
+                self.trust,
+                now,
+                previous=chan.head if chan else None,
+                revocations=self.revocations,
+            )
         except VerificationError as exc:
-            self._audit("commit-refused", now, channel=c.channel, epoch=c.epoch,
-                        issuer=s.device, reason=exc.code.value)
-            return Outcome([(s.id, p.error(p.Codes.COMMIT_REFUSED, exc.code.value,
-                                           ch=c.channel, epoch=c.epoch))])
+            self._audit(
+                "commit-refused",
+                now,
+                channel=c.channel,
+                epoch=c.epoch,
+                issuer=s.device,
+                reason=exc.code.value,
+            )
+            return Outcome(
+                [
+                    (
+                        s.id,
+                        p.error(
+                            p.Codes.COMMIT_REFUSED, exc.code.value, ch=c.channel, epoch=c.epoch
+                        ),
+                    )
+                ]
+            )
         if chan is None and c.epoch != 1:
-            return Outcome([(s.id, p.error(p.Codes.COMMIT_REFUSED, "unknown channel must "
-                                           "start at epoch 1", ch=c.channel, epoch=c.epoch))])
+            return Outcome(
+                [
+                    (
+                        s.id,
+                        p.error(
+                            p.Codes.COMMIT_REFUSED,
+                            "unknown channel must start at epoch 1",
+                            ch=c.channel,
+                            epoch=c.epoch,
+                        ),
+                    )
+                ]
+            )
         old_members = chan.members if chan else frozenset()
         chan = self._install(c)
         public = bundle.without_secrets().encode()
         self.store.put_state(f"channel:{c.channel}", public)
         self.store.put_state("channels", json.dumps(sorted(self.channels)).encode())
         self.metrics.c["commits_accepted"] += 1
-        self._audit("commit", now, channel=c.channel, epoch=c.epoch, issuer=s.device,
-                    members=len(c.roster), hash=c.hash)
+        self._audit(
+            "commit",
+            now,
+            channel=c.channel,
+            epoch=c.epoch,
+            issuer=s.device,
+            members=len(c.roster),
+            hash=c.hash,
+        )
         out = Outcome()
         for gone in old_members - chan.members:
             out.extend(self._floor_events(chan, chan.floor.cancel(gone, now), now))
@@ -450,14 +514,28 @@ class RelayCore:
         recipients = sorted(old_members | chan.members)
         body = bundle.encode()
         ttl = max(60.0, c.expires - now)
-        out.job = self._enqueue_job(recipients, c.channel, "commit", f"commit/{c.channel}/{c.epoch}",
-                                    body, now, ttl, reply=(s.id, p.control(
-                                        "commit-ok", ch=c.channel, epoch=c.epoch)))
+        out.job = self._enqueue_job(
+            recipients,
+            c.channel,
+            "commit",
+            f"commit/{c.channel}/{c.epoch}",
+            body,
+            now,
+            ttl,
+            reply=(s.id, p.control("commit-ok", ch=c.channel, epoch=c.epoch)),
+        )
         return out
 
     def _enqueue_job(
-        self, recipients: list[str], channel: str, kind: str, msg_id: str, body: bytes,
-        now: float, ttl: float, reply: Send,
+        self,
+        recipients: list[str],
+        channel: str,
+        kind: str,
+        msg_id: str,
+        body: bytes,
+        now: float,
+        ttl: float,
+        reply: Send,
     ) -> Job:
         def then(seq: int) -> Outcome:
             out = Outcome([reply])
@@ -469,8 +547,9 @@ class RelayCore:
                     other.delivered = seq
             return out
 
-        return Job(lambda: self.store.enqueue(recipients, channel, kind, msg_id, body, now, ttl),
-                   then)
+        return Job(
+            lambda: self.store.enqueue(recipients, channel, kind, msg_id, body, now, ttl), then
+        )
 
     def _member(self, s: Session, ch: str) -> Channel:
         chan = self.channels.get(ch)
@@ -504,13 +583,23 @@ class RelayCore:
         msg_id = f"{s.device}/{msg['id']}"
         recipients = sorted(chan.members - {s.device})
         self.metrics.c["messages_accepted"] += 1
-        self._audit("message", now, channel=chan.id, sender=s.device, msg=msg_id,
-                    size=len(frame), recipients=len(recipients))
+        self._audit(
+            "message",
+            now,
+            channel=chan.id,
+            sender=s.device,
+            msg=msg_id,
+            size=len(frame),
+            recipients=len(recipients),
+        )
         reply = (s.id, p.control("accepted", ch=chan.id, id=msg["id"]))
         if not recipients:
             return Outcome([reply])
-        return Outcome(job=self._enqueue_job(recipients, chan.id, "msg", msg_id, frame, now,
-                                             self.config.message_ttl, reply))
+        return Outcome(
+            job=self._enqueue_job(
+                recipients, chan.id, "msg", msg_id, frame, now, self.config.message_ttl, reply
+            )
+        )
 
     def _on_ack(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
         device = s.device
@@ -545,9 +634,13 @@ class RelayCore:
     def _floor_state(self, chan: Channel) -> str:
         snap = chan.floor.snapshot()
         return p.control(
-            "floor-state", ch=chan.id, holder=snap.holder,
+            "floor-state",
+            ch=chan.id,
+            holder=snap.holder,
             priority=snap.priority.name.lower() if snap.priority is not None else None,
-            since=snap.since, emergency=snap.emergency, emergency_by=snap.emergency_by,
+            since=snap.since,
+            emergency=snap.emergency,
+            emergency_by=snap.emergency_by,
         )
 
     def _floor_events(
@@ -578,8 +671,14 @@ class RelayCore:
                     fields.update(event="emergency", device=d, active=False)
                 case FloorIdle():
                     fields.update(event="idle", device=None)
-            self._audit("floor", now, channel=chan.id, what=fields["event"],
-                        device=fields.get("device"), reason=fields.get("reason"))
+            self._audit(
+                "floor",
+                now,
+                channel=chan.id,
+                what=fields["event"],
+                device=fields.get("device"),
+                reason=fields.get("reason"),
+            )
             message = p.control("floor", **fields)
             if private:
                 target = self.by_device.get(fields["device"])
@@ -616,8 +715,9 @@ class RelayCore:
         if not chan.floor.may_send(device):
             self.metrics.drop("no-floor")
             return None
-        if len(frame) > p.MAX_SFRAME or not self._sender_index_ok(chan, device, frame,
-                                                                  CONTEXT_VOICE):
+        if len(frame) > p.MAX_SFRAME or not self._sender_index_ok(
+            chan, device, frame, CONTEXT_VOICE
+        ):
             self.metrics.drop("bad-kid")
             return None
         if not s.media_rate.allow(now):
@@ -687,6 +787,7 @@ class RelayCore:
             lines.append(f'crossband_frames_dropped_by_reason_total{{reason="{reason}"}} {value}')
         lines.append("# TYPE crossband_floor_emergency gauge")
         for chan in self.channels.values():
-            lines.append(f'crossband_floor_emergency{{channel="{chan.id}"}} '
-                         f"{int(chan.floor.emergency)}")
+            lines.append(
+                f'crossband_floor_emergency{{channel="{chan.id}"}} {int(chan.floor.emergency)}'
+            )
         return "\n".join(lines) + "\n"

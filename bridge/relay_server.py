@@ -251,8 +251,9 @@ class RelayServer:
                 await self.apply(self.core.handle_timer(now))
                 if now - last_expire > 60:
                     last_expire = now
-                    await self._run_job(Job(lambda: self.core.store.expire(now),
-                                            lambda _n: Outcome()))
+                    await self._run_job(
+                        Job(lambda: self.core.store.expire(now), lambda _n: Outcome())
+                    )
             except Exception:
                 log.exception("event=timer-failed")
 
@@ -329,8 +330,9 @@ async def serve(cfg: dict[str, Any], ready_file: Path | None = None) -> None:
     server = build_server(cfg)
     await server.start()
     if ready_file is not None:
-        ready_file.write_text(json.dumps({"url": server.url, "udp_port": server.udp_port,
-                                          "port": server.port}))
+        ready_file.write_text(
+            json.dumps({"url": server.url, "udp_port": server.udp_port, "port": server.port})
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -33,6 +33,7 @@ class World:
     trust: TrustBundle
     agreement: Agreement
     devices: dict[str, Device] = field(default_factory=dict)
+    now: int = NOW
 
     def device(
         self, agency: str, name: str, roles: tuple[str, ...], kem: Kem = Kem.X25519, **kw: object
@@ -43,8 +44,8 @@ class World:
             name,
             keys,
             roles=roles,
-            not_before=NOW - 60,
-            not_after=NOW + 30 * 86400,
+            not_before=self.now - 60,
+            not_after=self.now + 30 * 86400,
             serial=next(_serials),
             **kw,  # type: ignore[arg-type]
         )
@@ -57,9 +58,10 @@ class World:
         members: list[tuple[Device, str]],
         previous: CommitBundle | None,
         channel: str = "inc-1",
-        now: int = NOW,
+        now: int | None = None,
         agreement: Agreement | None = None,
     ) -> CommitBundle:
+        now = self.now if now is None else now
         bundle, _ = create_commit(
             issuer=issuer.cred,
             issuer_keys=issuer.keys,
@@ -77,7 +79,7 @@ class World:
         return ChannelMember(device.id, device.keys, self.trust, store or MemoryCounterStore())
 
 
-def make_world(signers: tuple[str, ...] = AGENCIES) -> World:
+def make_world(signers: tuple[str, ...] = AGENCIES, now: int = NOW) -> World:
     roots = {a: AgencyRoot.generate(a) for a in AGENCIES}
     trust = TrustBundle({a: r.public for a, r in roots.items()})
     agreement = Agreement.create(
@@ -88,9 +90,9 @@ def make_world(signers: tuple[str, ...] = AGENCIES) -> World:
             "ca-rcmp": ["dispatcher", "member"],
             "mx-gn": ["observer"],
         },
-        NOW - 3600,
-        NOW + 365 * 86400,
+        now - 3600,
+        now + 365 * 86400,
     )
     for a in signers:
         agreement = agreement.add_signature(roots[a])
-    return World(roots, trust, agreement)
+    return World(roots, trust, agreement, now=now)
