@@ -35,7 +35,7 @@ from crypto.agreement import Agreement, RevocationList
 from crypto.channel import Commit, CommitBundle, create_commit
 from crypto.encoding import signing_input
 from crypto.errors import CryptoError, DecryptError, VerificationError
-from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, ChannelMember
+from crypto.group import CONTEXT_VOICE, ChannelMember
 from crypto.identity import Credential, DeviceKeys, TrustBundle, verify_credential
 from crypto.messages import BurstHasher, BurstSeal, SignedMessage
 from crypto.sframe import decode_header
@@ -162,7 +162,7 @@ class Endpoint:
             try:
                 await self._session()
                 delay = 0.2
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, RelayError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, RelayError) as exc:
                 if isinstance(exc, RelayError) and exc.code in (
                     p.Codes.REVOKED,
                     p.Codes.UNKNOWN_DEVICE,
@@ -339,7 +339,8 @@ class Endpoint:
             self._resolve(("floor", ch), what)
         if what == "granted":
             self.floor[ch] = device
-            self._heard[(ch, device)] = BurstHasher()
+            if device is not None:
+                self._heard[(ch, device)] = BurstHasher()
             self._emit(ev.TalkerChanged(ch, device, msg.get("priority"), "granted"))
         elif what in ("released", "revoked", "idle"):
             if self.floor.get(ch) is not None and (self.floor.get(ch) == device or what == "idle"):
@@ -547,7 +548,7 @@ class Endpoint:
             self._waiters[("floor", ch)] = fut
             try:
                 answer = await asyncio.wait_for(fut, timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 answer = "timeout"
         if answer != "granted":
             return False

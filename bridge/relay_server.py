@@ -85,7 +85,7 @@ class RelayServer:
         await site.start()
         server = site._server
         assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         if self.udp_port is not None:
             _, proto = await loop.create_datagram_endpoint(
@@ -252,7 +252,7 @@ class RelayServer:
                 if now - last_expire > 60:
                     last_expire = now
                     await self._run_job(
-                        Job(lambda: self.core.store.expire(now), lambda _n: Outcome())
+                        Job(lambda at=now: self.core.store.expire(at), lambda _n: Outcome())
                     )
             except Exception:
                 log.exception("event=timer-failed")

@@ -1,0 +1,9 @@
+"""``python -m bridge``: the same as the ``crossband`` console script."""
+
+from __future__ import annotations
+
+import sys
+
+from bridge.cli import main
+
+sys.exit(main())
