@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -252,7 +253,7 @@ class RelayServer:
                 if now - last_expire > 60:
                     last_expire = now
                     await self._run_job(
-                        Job(lambda at=now: self.core.store.expire(at), lambda _n: Outcome())
+                        Job(functools.partial(self.core.store.expire, now), lambda _n: Outcome())
                     )
             except Exception:
                 log.exception("event=timer-failed")

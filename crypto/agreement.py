@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .encoding import b64d, b64e, canonical, field as get, parse, signing_input
+from .encoding import b64d, b64e, canonical, parse, signing_input
+from .encoding import field as get
 from .errors import Refusal, VerificationError
 from .identity import ROLES, AgencyRoot, Credential, TrustBundle, check_agency_id, check_window
 from .keys import fingerprint
@@ -65,12 +66,24 @@ class Agreement:
 
     @classmethod
     def create(
-        cls, id: str, name: str, parties: dict[str, list[str] | tuple[str, ...]],
-        not_before: int, not_after: int,
+        cls,
+        id: str,
+        name: str,
+        parties: dict[str, list[str] | tuple[str, ...]],
+        not_before: int,
+        not_after: int,
     ) -> Agreement:
-        obj = {"body": {"v": 1, "id": id, "name": name,
-                        "parties": {a: sorted(r) for a, r in parties.items()},
-                        "not_before": not_before, "not_after": not_after}, "sigs": {}}
+        obj = {
+            "body": {
+                "v": 1,
+                "id": id,
+                "name": name,
+                "parties": {a: sorted(r) for a, r in parties.items()},
+                "not_before": not_before,
+                "not_after": not_after,
+            },
+            "sigs": {},
+        }
         return cls.decode(obj)
 
     @classmethod

@@ -41,7 +41,7 @@ class DecryptError(CryptoError):
         super().__init__("decryption failed")
 
 
-class Refusal(str, Enum):
+class Refusal(str, Enum):  # noqa: UP042 - StrEnum would change str() of members
     """Why a signed statement (credential, agreement, commit, …) was refused."""
 
     MALFORMED = "malformed"

@@ -189,7 +189,9 @@ class ChannelMember:
         new = _Epoch(bundle, secret)
         # Never keep two epochs whose KIDs would collide in the epoch bits.
         self._epochs = [
-            e for e in self._epochs if (e.commit.epoch & _EPOCH_MASK) != (commit.epoch & _EPOCH_MASK)
+            e
+            for e in self._epochs
+            if (e.commit.epoch & _EPOCH_MASK) != (commit.epoch & _EPOCH_MASK)
         ]
         self._epochs.append(new)
         self._send = {}

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .encoding import b64d, b64e, canonical, field as get, parse, signing_input
+from .encoding import b64d, b64e, canonical, parse, signing_input
+from .encoding import field as get
 from .errors import Refusal, VerificationError
 from .keys import HpkePrivateKey, HpkePublicKey, Kem, SigningKey, VerifyKey, fingerprint
 

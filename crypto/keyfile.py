@@ -23,7 +23,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .encoding import b64d, b64e, canonical, field as get, parse
+from .encoding import b64d, b64e, canonical, parse
+from .encoding import field as get
 from .errors import KeyFileError, VerificationError
 from .identity import AgencyRoot, DeviceKeys
 from .keys import HpkePrivateKey, Kem, SigningKey

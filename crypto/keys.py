@@ -31,7 +31,7 @@ MLKEM_SEED_LEN = 64
 HYBRID_SEED_LEN = 32
 
 
-class Kem(str, Enum):
+class Kem(str, Enum):  # noqa: UP042 - StrEnum would change str() of members
     X25519 = "x25519"
     MLKEM768_X25519 = "mlkem768x25519"
 

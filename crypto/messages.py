@@ -18,7 +18,8 @@ import hmac
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .encoding import b64d, b64e, canonical, field as get, parse, signing_input
+from .encoding import b64d, b64e, canonical, parse, signing_input
+from .encoding import field as get
 from .errors import Refusal, VerificationError
 from .identity import Credential, check_device_id
 from .keys import SigningKey
@@ -114,7 +115,10 @@ class BurstSeal:
 
 
 class BurstHasher:
-    """Running SHA-256 chain over a burst's SFrame frames: h_i = SHA-256(h_{i-1} || SHA-256(f_i))."""
+    """Running SHA-256 chain over a burst's SFrame frames.
+
+    ``h_i = SHA-256(h_{i-1} || SHA-256(f_i))``.
+    """
 
     __slots__ = ("_state", "count", "first_ctr", "last_ctr")
 
