@@ -1,0 +1,177 @@
+"""The relay's sans-IO core driven directly: commit ordering, roles, routing, the parser."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge import protocol as p
+from bridge.errors import ProtocolError
+from bridge.relay import AUTH_DOMAIN, Outcome, RelayCore
+from bridge.store import MemoryStore
+from crypto.encoding import signing_input
+from tests.world import NOW, Device, World, make_world
+
+
+class NullAudit:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    def append(self, event: str, now: float, **fields: Any) -> int:
+        self.records.append((event, fields))
+        return len(self.records)
+
+
+def run(core: RelayCore, outcome: Outcome) -> list[tuple[int, dict[str, Any]]]:
+    """Apply an outcome like the driver does (jobs run synchronously); return decoded sends."""
+    sends = []
+    while True:
+        sends += [(sid, json.loads(m)) for sid, m in outcome.sends]
+        if outcome.job is None:
+            return sends
+        outcome = outcome.job.then(outcome.job.fn())
+
+
+def login(core: RelayCore, d: Device, now: float = NOW) -> tuple[int, list]:  # type: ignore[type-arg]
+    sid, challenge = core.connect(now)
+    nonce = json.loads(challenge)["nonce"]
+    proof = signing_input(AUTH_DOMAIN, {"challenge": nonce, "relay": core.config.relay_id,
+                                        "device": d.id, "nonce": "n"})
+    msg = {"t": "auth", "v": 1, "credential": json.loads(d.cred.encode()), "nonce": "n",
+           "sig": base64.b64encode(d.keys.sign.sign(proof)).decode()}
+    return sid, run(core, core.handle(sid, msg, now))
+
+
+@pytest.fixture
+def setup():  # type: ignore[no-untyped-def]
+    w = make_world()
+    a = w.device("us-cbp", "disp", ("dispatcher", "member"))
+    b = w.device("ca-rcmp", "disp", ("dispatcher", "member"))
+    v = w.device("ca-rcmp", "vessel", ("member",))
+    o = w.device("mx-gn", "obs", ("observer",))
+    core = RelayCore(w.trust, MemoryStore(), NullAudit())
+    sids = {d.id: login(core, d)[0] for d in (a, b, v, o)}
+    return w, (a, b, v, o), core, sids
+
+
+def commit_msg(bundle) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return {"t": "commit", "v": 1, "bundle": base64.b64encode(bundle.encode()).decode()}
+
+
+def test_first_commit_for_an_epoch_wins_later_ones_rebase(setup) -> None:  # type: ignore[no-untyped-def]
+    w, (a, b, v, o), core, sids = setup
+    members = [(a, "dispatcher"), (b, "dispatcher"), (v, "member"), (o, "observer")]
+    b1 = w.commit(a, members, None)
+    sends = run(core, core.handle(sids[a.id], commit_msg(b1), NOW))
+    assert any(m["t"] == "commit-ok" for _, m in sends)
+    # Every member (online) is told the channel number and gets the commit delivered.
+    delivered = {sid for sid, m in sends if m["t"] == "deliver" and m["kind"] == "commit"}
+    assert delivered == set(sids.values())
+    # Two dispatchers race for epoch 2: the first wins, the second is told to rebase.
+    us = w.commit(a, members[:3], b1)
+    ca = w.commit(b, members[1:], b1)
+    assert any(m["t"] == "commit-ok" for _, m in run(core, core.handle(sids[a.id],
+                                                                         commit_msg(us), NOW)))
+    late = run(core, core.handle(sids[b.id], commit_msg(ca), NOW))
+    assert [m["code"] for _, m in late] == [p.Codes.REBASE] and late[0][1]["epoch"] == 2
+    assert core.channels["inc-1"].head.epoch == 2
+
+
+def test_commit_refused_from_non_dispatcher_and_for_another_issuer(setup) -> None:  # type: ignore[no-untyped-def]
+    w, (a, b, v, o), core, sids = setup
+    bad = w.commit(v, [(v, "member")], None)
+    out = run(core, core.handle(sids[v.id], commit_msg(bad), NOW))
+    assert out[0][1]["code"] == p.Codes.COMMIT_REFUSED and out[0][1]["detail"] == "not-dispatcher"
+    good = w.commit(a, [(a, "dispatcher")], None)
+    with pytest.raises(ProtocolError) as e:  # b may not submit a's commit
+        core.handle(sids[b.id], commit_msg(good), NOW)
+    assert e.value.code == p.Codes.NOT_PERMITTED
+
+
+def test_routing_only_to_members_and_only_from_the_floor_holder(setup) -> None:  # type: ignore[no-untyped-def]
+    w, (a, b, v, o), core, sids = setup
+    outsider = w.device("us-cbp", "other", ("member",))
+    sid_out = login(core, outsider)[0]
+    b1 = w.commit(a, [(a, "dispatcher"), (v, "member"), (o, "observer")], None)
+    run(core, core.handle(sids[a.id], commit_msg(b1), NOW))
+    chan = core.channels["inc-1"]
+    from crypto.counters import MemoryCounterStore
+    from crypto.group import ChannelMember
+    vm = ChannelMember(v.id, v.keys, w.trust, MemoryCounterStore())
+    vm.process_commit(b1, NOW)
+    frame = vm.protect(b"voice")
+    sv = core.sessions[sids[v.id]]
+    assert core.route(sv, chan.no, frame, NOW) is None  # no floor yet
+    run(core, core.handle(sids[v.id], {"t": "floor-request", "v": 1, "ch": "inc-1",
+                                        "priority": "normal"}, NOW))
+    udp, ws = core.route(sv, chan.no, frame, NOW)  # type: ignore[misc]
+    assert sorted(ws) == sorted([sids[a.id], sids[o.id]])  # not the sender, not the outsider
+    assert sid_out not in ws and sids[b.id] not in ws
+    # A frame under another member's KID is dropped even from the floor holder.
+    am = ChannelMember(a.id, a.keys, w.trust, MemoryCounterStore())
+    am.process_commit(b1, NOW)
+    assert core.route(sv, chan.no, am.protect(b"x"), NOW) is None
+    assert core.metrics.dropped["bad-kid"] == 1
+    # The observer never gets the floor.
+    out = run(core, core.handle(sids[o.id], {"t": "floor-request", "v": 1, "ch": "inc-1",
+                                              "priority": "emergency"}, NOW))
+    assert out[0][1]["event"] == "denied" and out[0][1]["reason"] == "not-permitted"
+
+
+def test_unauthenticated_session_may_only_authenticate(setup) -> None:  # type: ignore[no-untyped-def]
+    w, _, core, _ = setup
+    sid, _ = core.connect(NOW)
+    with pytest.raises(ProtocolError) as e:
+        core.handle(sid, {"t": "ping", "v": 1}, NOW)
+    assert e.value.code == p.Codes.AUTH_REQUIRED
+
+
+def test_forged_auth_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    w, (a, b, v, o), core, _ = setup
+    sid, _ = core.connect(NOW)
+    msg = {"t": "auth", "v": 1, "credential": json.loads(a.cred.encode()), "nonce": "n",
+           "sig": base64.b64encode(b.keys.sign.sign(b"whatever")).decode()}
+    with pytest.raises(ProtocolError) as e:
+        core.handle(sid, msg, NOW)
+    assert e.value.code == p.Codes.AUTH_FAILED
+
+
+def test_rate_limit(setup) -> None:  # type: ignore[no-untyped-def]
+    w, (a, *_), core, sids = setup
+    codes = []
+    for _ in range(300):
+        try:
+            core.handle(sids[a.id], {"t": "ping", "v": 1}, NOW)
+        except ProtocolError as exc:
+            codes.append(exc.code)
+    assert codes and set(codes) == {p.Codes.RATE_LIMITED}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200),
+    st.dictionaries(st.sampled_from(["t", "v", "ch", "seq", "bundle", "id", "frame"]),
+                    st.one_of(st.integers(), st.text(max_size=10), st.none(), st.booleans(),
+                              st.sampled_from(list(p.CLIENT_MESSAGES)), st.just(1)),
+                    max_size=6).map(json.dumps),
+))
+def test_parser_fuzz_only_protocol_errors(data: str | bytes) -> None:
+    try:
+        msg = p.parse_control(data)
+    except ProtocolError as exc:
+        assert exc.code in vars(p.Codes).values()
+        return
+    assert msg["t"] in p.CLIENT_MESSAGES
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64))
+def test_udp_junk_is_dropped(data: bytes) -> None:
+    core = RelayCore(make_world().trust, MemoryStore(), NullAudit())
+    assert core.udp_datagram(bytes([0xCB]) + data, ("127.0.0.1", 9), NOW) is None
