@@ -15,6 +15,7 @@ pinned root of the credential's own agency, the validity window at ``now``, and 
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,15 @@ ROLES = ("dispatcher", "member", "observer")
 KINDS = ("radio-gateway", "console", "vessel", "messaging-gateway", "person")
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _DEVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+MAX_ALIAS = 64
+
+
+def _alias(alias: str) -> str:
+    if len(alias) > MAX_ALIAS or not alias.isprintable():
+        raise VerificationError(Refusal.MALFORMED, f"alias must be printable, <= {MAX_ALIAS}")
+    return alias
 
 
 def check_agency_id(agency: str) -> str:
@@ -96,7 +106,7 @@ class Credential:
     def encode(self) -> bytes:
         return canonical({"body": self.body(), "sig": b64e(self.signature)})
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.encode())
 
@@ -127,7 +137,7 @@ class Credential:
             agency=agency,
             device=device,
             kind=kind,
-            alias=get(body, "alias", str)[:64],
+            alias=_alias(get(body, "alias", str)),
             roles=tuple(sorted(roles)),
             sign_key=VerifyKey(b64d(get(body, "sign_key", str))),
             hpke_key=HpkePublicKey(kem, b64d(get(body, "hpke_key", str))),
@@ -211,6 +221,8 @@ class TrustBundle:
 
 
 def check_window(not_before: int, not_after: int, now: float, what: str) -> None:
+    if not_before > not_after:
+        raise VerificationError(Refusal.MALFORMED, f"{what}: validity window is inverted")
     if now < not_before:
         raise VerificationError(Refusal.NOT_YET_VALID, f"{what} not valid before {not_before}")
     if now > not_after:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from .encoding import b64d, b64e, canonical, parse
 from .encoding import field as get
 from .errors import KeyFileError, VerificationError
-from .identity import AgencyRoot, DeviceKeys
+from .identity import AgencyRoot, DeviceKeys, check_agency_id
 from .keys import HpkePrivateKey, Kem, SigningKey
 
 SCRYPT_N = 1 << 15
@@ -39,6 +39,8 @@ def _kdf(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 def seal_keyfile(kind: str, name: str, material: dict[str, Any], passphrase: str | None) -> bytes:
     header: dict[str, Any] = {"v": 1, "type": kind, "name": name, "sealed": None}
     data = canonical(material)
+    if passphrase == "":
+        raise KeyFileError("empty passphrase: give a real one, or none for an unsealed file")
     if passphrase:
         salt = os.urandom(16)
         header["sealed"] = {"kdf": "scrypt", "salt": b64e(salt), "n": SCRYPT_N, "r": 8, "p": 1}
@@ -61,7 +63,10 @@ def open_keyfile(blob: bytes, passphrase: str | None) -> tuple[str, str, dict[st
         if not passphrase:
             raise KeyFileError("key file is passphrase-protected: give the passphrase")
         try:
-            key = _kdf(passphrase, b64d(sealed["salt"]), sealed["n"], sealed["r"], sealed["p"])
+            n, r, p = int(sealed["n"]), int(sealed["r"]), int(sealed["p"])
+            if not (2 <= n <= 1 << 20 and 1 <= r <= 16 and 1 <= p <= 4):
+                raise KeyFileError("key file asks for unreasonable scrypt parameters")
+            key = _kdf(passphrase, b64d(sealed["salt"]), n, r, p)
             data = AESGCM(key).decrypt(data[:12], data[12:], canonical(header))
         except (InvalidTag, KeyError, TypeError, ValueError, VerificationError):
             raise KeyFileError("wrong passphrase or damaged key file")
@@ -74,14 +79,22 @@ def open_keyfile(blob: bytes, passphrase: str | None) -> tuple[str, str, dict[st
 def write_private(path: str | os.PathLike[str], blob: bytes) -> None:
     """Write ``blob`` to ``path`` with mode 0600 (atomically, never world-readable)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise KeyFileError(f"refusing to replace {path}: not a regular file")
+    tmp = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
+    # O_EXCL|O_NOFOLLOW: never write key material through a planted file or symlink.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, blob)
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
     os.replace(tmp, path)
 
 
@@ -109,7 +122,10 @@ def load_root(path: str | os.PathLike[str], passphrase: str | None) -> AgencyRoo
     kind, name, material = open_keyfile(read_private(path), passphrase)
     if kind != "agency-root":
         raise KeyFileError(f"{path} is a {kind} key file, not an agency root")
-    return AgencyRoot(name, SigningKey.from_bytes(b64d(material["sign"])))
+    try:
+        return AgencyRoot(check_agency_id(name), SigningKey.from_bytes(b64d(material["sign"])))
+    except (KeyError, TypeError, ValueError, VerificationError):
+        raise KeyFileError(f"{path}: damaged agency root key material")
 
 
 def save_device(

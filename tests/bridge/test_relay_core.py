@@ -40,10 +40,17 @@ def run(core: RelayCore, outcome: Outcome) -> list[tuple[int, dict[str, Any]]]:
 def login(core: RelayCore, d: Device, now: float = NOW) -> tuple[int, list]:  # type: ignore[type-arg]
     sid, challenge = core.connect(now)
     nonce = json.loads(challenge)["nonce"]
-    proof = signing_input(AUTH_DOMAIN, {"challenge": nonce, "relay": core.config.relay_id,
-                                        "device": d.id, "nonce": "n"})
-    msg = {"t": "auth", "v": 1, "credential": json.loads(d.cred.encode()), "nonce": "n",
-           "sig": base64.b64encode(d.keys.sign.sign(proof)).decode()}
+    proof = signing_input(
+        AUTH_DOMAIN,
+        {"challenge": nonce, "relay": core.config.relay_id, "device": d.id, "nonce": "n"},
+    )
+    msg = {
+        "t": "auth",
+        "v": 1,
+        "credential": json.loads(d.cred.encode()),
+        "nonce": "n",
+        "sig": base64.b64encode(d.keys.sign.sign(proof)).decode(),
+    }
     return sid, run(core, core.handle(sid, msg, now))
 
 
@@ -75,8 +82,9 @@ def test_first_commit_for_an_epoch_wins_later_ones_rebase(setup) -> None:  # typ
     # Two dispatchers race for epoch 2: the first wins, the second is told to rebase.
     us = w.commit(a, members[:3], b1)
     ca = w.commit(b, members[1:], b1)
-    assert any(m["t"] == "commit-ok" for _, m in run(core, core.handle(sids[a.id],
-                                                                         commit_msg(us), NOW)))
+    assert any(
+        m["t"] == "commit-ok" for _, m in run(core, core.handle(sids[a.id], commit_msg(us), NOW))
+    )
     late = run(core, core.handle(sids[b.id], commit_msg(ca), NOW))
     assert [m["code"] for _, m in late] == [p.Codes.REBASE] and late[0][1]["epoch"] == 2
     assert core.channels["inc-1"].head.epoch == 2
@@ -102,13 +110,18 @@ def test_routing_only_to_members_and_only_from_the_floor_holder(setup) -> None: 
     chan = core.channels["inc-1"]
     from crypto.counters import MemoryCounterStore
     from crypto.group import ChannelMember
+
     vm = ChannelMember(v.id, v.keys, w.trust, MemoryCounterStore())
     vm.process_commit(b1, NOW)
     frame = vm.protect(b"voice")
     sv = core.sessions[sids[v.id]]
     assert core.route(sv, chan.no, frame, NOW) is None  # no floor yet
-    run(core, core.handle(sids[v.id], {"t": "floor-request", "v": 1, "ch": "inc-1",
-                                        "priority": "normal"}, NOW))
+    run(
+        core,
+        core.handle(
+            sids[v.id], {"t": "floor-request", "v": 1, "ch": "inc-1", "priority": "normal"}, NOW
+        ),
+    )
     udp, ws = core.route(sv, chan.no, frame, NOW)  # type: ignore[misc]
     assert sorted(ws) == sorted([sids[a.id], sids[o.id]])  # not the sender, not the outsider
     assert sid_out not in ws and sids[b.id] not in ws
@@ -118,8 +131,12 @@ def test_routing_only_to_members_and_only_from_the_floor_holder(setup) -> None: 
     assert core.route(sv, chan.no, am.protect(b"x"), NOW) is None
     assert core.metrics.dropped["bad-kid"] == 1
     # The observer never gets the floor.
-    out = run(core, core.handle(sids[o.id], {"t": "floor-request", "v": 1, "ch": "inc-1",
-                                              "priority": "emergency"}, NOW))
+    out = run(
+        core,
+        core.handle(
+            sids[o.id], {"t": "floor-request", "v": 1, "ch": "inc-1", "priority": "emergency"}, NOW
+        ),
+    )
     assert out[0][1]["event"] == "denied" and out[0][1]["reason"] == "not-permitted"
 
 
@@ -134,8 +151,13 @@ def test_unauthenticated_session_may_only_authenticate(setup) -> None:  # type: 
 def test_forged_auth_refused(setup) -> None:  # type: ignore[no-untyped-def]
     w, (a, b, v, o), core, _ = setup
     sid, _ = core.connect(NOW)
-    msg = {"t": "auth", "v": 1, "credential": json.loads(a.cred.encode()), "nonce": "n",
-           "sig": base64.b64encode(b.keys.sign.sign(b"whatever")).decode()}
+    msg = {
+        "t": "auth",
+        "v": 1,
+        "credential": json.loads(a.cred.encode()),
+        "nonce": "n",
+        "sig": base64.b64encode(b.keys.sign.sign(b"whatever")).decode(),
+    }
     with pytest.raises(ProtocolError) as e:
         core.handle(sid, msg, NOW)
     assert e.value.code == p.Codes.AUTH_FAILED
@@ -153,14 +175,24 @@ def test_rate_limit(setup) -> None:  # type: ignore[no-untyped-def]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.binary(max_size=200),
-    st.text(max_size=200),
-    st.dictionaries(st.sampled_from(["t", "v", "ch", "seq", "bundle", "id", "frame"]),
-                    st.one_of(st.integers(), st.text(max_size=10), st.none(), st.booleans(),
-                              st.sampled_from(list(p.CLIENT_MESSAGES)), st.just(1)),
-                    max_size=6).map(json.dumps),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["t", "v", "ch", "seq", "bundle", "id", "frame"]),
+            st.one_of(
+                st.integers(),
+                st.text(max_size=10),
+                st.none(),
+                st.booleans(),
+                st.sampled_from(list(p.CLIENT_MESSAGES)),
+                st.just(1),
+            ),
+            max_size=6,
+        ).map(json.dumps),
+    )
+)
 def test_parser_fuzz_only_protocol_errors(data: str | bytes) -> None:
     try:
         msg = p.parse_control(data)

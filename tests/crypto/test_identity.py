@@ -160,3 +160,48 @@ def test_loose_key_file_refused(tmp_path) -> None:
     os.chmod(tmp_path / "root.key", 0o644)
     with pytest.raises(KeyFileError, match="chmod 600"):
         load_root(tmp_path / "root.key", None)
+
+
+def test_long_alias_refused_not_truncated() -> None:
+    w = make_world()
+    with pytest.raises(VerificationError) as e:
+        w.device("us-cbp", "gw-1", ("member",), alias="x" * 65)
+    assert e.value.code is Refusal.MALFORMED
+
+
+def test_inverted_validity_window_refused() -> None:
+    w = make_world()
+    cred = issue_credential(
+        w.roots["us-cbp"],
+        "d",
+        DeviceKeys.generate(),
+        roles=("member",),
+        not_before=NOW + 10,
+        not_after=NOW - 10,
+        serial=5,
+    )
+    with pytest.raises(VerificationError) as e:
+        verify_credential(cred, w.trust, NOW)
+    assert e.value.code is Refusal.MALFORMED
+
+
+def test_key_file_never_written_through_a_symlink(tmp_path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_text("not a key")
+    (tmp_path / "root.key").symlink_to(target)
+    with pytest.raises(KeyFileError, match="not a regular file"):
+        save_root(tmp_path / "root.key", AgencyRoot.generate("us-cbp"), None)
+    assert target.read_text() == "not a key"
+
+
+def test_empty_passphrase_refused(tmp_path) -> None:
+    with pytest.raises(KeyFileError, match="empty passphrase"):
+        save_root(tmp_path / "root.key", AgencyRoot.generate("us-cbp"), "")
+
+
+def test_damaged_root_key_file_is_a_key_file_error(tmp_path) -> None:
+    from crypto.keyfile import seal_keyfile, write_private
+
+    write_private(tmp_path / "root.key", seal_keyfile("agency-root", "us-cbp", {}, None))
+    with pytest.raises(KeyFileError, match="damaged"):
+        load_root(tmp_path / "root.key", None)
