@@ -15,8 +15,8 @@ pinned root of the credential's own agency, the validity window at ``now``, and 
 from __future__ import annotations
 
 import re
-from functools import cached_property
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .encoding import b64d, b64e, canonical, parse, signing_input

@@ -15,7 +15,7 @@ from bridge.errors import ProtocolError
 from bridge.relay import AUTH_DOMAIN, Outcome, RelayCore
 from bridge.store import MemoryStore
 from crypto.encoding import signing_input
-from tests.world import NOW, Device, World, make_world
+from tests.world import NOW, Device, make_world
 
 
 class NullAudit:
