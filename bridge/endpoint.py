@@ -512,6 +512,10 @@ class Endpoint:
         await self._request(
             ("commit", ch, c.epoch), p.control("commit", bundle=_b64(bundle.encode())), timeout
         )
+        # Accepted: follow it now (the relay's delivery of the same commit is then skipped).
+        current = self.channels.get(ch)
+        if current is None or current.last_commit is None or current.last_commit.epoch < c.epoch:
+            self._apply_commit(bundle, time.time())
         return c
 
     async def request_floor(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> str:
