@@ -25,6 +25,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -47,6 +48,7 @@ from .errors import RelayError
 from .relay import AUTH_DOMAIN
 
 log = logging.getLogger("crossband.endpoint")
+UDP_TAIL = 0.06  # seconds between the last UDP voice frame and the floor release
 
 
 def _b64(data: bytes) -> str:
@@ -117,6 +119,19 @@ class Endpoint:
         self._heard: dict[tuple[str, str], BurstHasher] = {}  # (channel, talker) -> hasher
         self._stopping = False
         self.reconnects = 0
+        self.stats = dict.fromkeys(
+            (
+                "voice_sent",
+                "voice_received",
+                "voice_decrypted",
+                "voice_undecryptable",
+                "messages_sent",
+                "messages_received",
+            ),
+            0,
+        )
+        # Called as hook(channel, ctr, time) for every voice frame sent (latency measurement).
+        self.voice_sent_hook: Callable[[str, int, float], None] | None = None
         self._restore()
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -396,6 +411,7 @@ class Endpoint:
         received = member.unprotect(frame, now)
         item = member.open_signed(received)
         if isinstance(item, SignedMessage):
+            self.stats["messages_received"] += 1
             self._emit(ev.Message(ch, item.id, item.sender, item.kind, item.body, item.timestamp))
         elif isinstance(item, BurstSeal):
             hasher = self._heard.pop((ch, item.sender), None)
@@ -419,10 +435,13 @@ class Endpoint:
         member = self.channels.get(ch) if ch else None
         if member is None or ch is None:
             return
+        self.stats["voice_received"] += 1
         try:
             r = member.unprotect(frame, time.time())
         except DecryptError:
+            self.stats["voice_undecryptable"] += 1
             return
+        self.stats["voice_decrypted"] += 1
         if r.context != CONTEXT_VOICE:
             return
         hasher = self._heard.get((ch, r.sender))
@@ -435,9 +454,13 @@ class Endpoint:
         """Encrypt and send one voice frame (the caller should hold the floor)."""
         member = self.channels[ch]
         frame = member.protect(payload, CONTEXT_VOICE)
+        ctr = decode_header(frame)[1]
         burst = self._bursts.get(ch)
         if burst is not None:
-            burst.hasher.add(frame, decode_header(frame)[1])
+            burst.hasher.add(frame, ctr)
+        self.stats["voice_sent"] += 1
+        if self.voice_sent_hook is not None:
+            self.voice_sent_hook(ch, ctr, time.time())
         no = self.channel_no.get(ch)
         if no is None:
             return
@@ -562,6 +585,10 @@ class Endpoint:
     async def end_burst(self, ch: str) -> BurstSeal | None:
         """Release the floor and send the signed burst seal over what we sent."""
         burst = self._bursts.pop(ch, None)
+        if self.transport == "udp" and burst is not None and burst.hasher.count:
+            # Voice goes by UDP, the release by WebSocket: let the last frames reach the
+            # relay first, or it would drop them as sent without the floor.
+            await asyncio.sleep(UDP_TAIL)
         with contextlib.suppress(RelayError):
             await self.release_floor(ch)
         if burst is None or burst.hasher.count == 0:
@@ -597,6 +624,7 @@ class Endpoint:
         member = self.channels[ch]
         _msg, frame = member.sign_message(msg_id, kind, data, int(time.time() * 1000))
         await self._post(ch, msg_id, frame, wait=True, timeout=timeout)
+        self.stats["messages_sent"] += 1
         return msg_id
 
     async def _post(

@@ -125,7 +125,7 @@ async def run_endpoint(cfg: dict[str, Any]) -> None:
         from adapters.rtp.gateway import RtpGateway, load_gateway_config
 
         gateway = RtpGateway(endpoint, load_gateway_config(cfg["rtp"]))
-        await gateway.start()
+        await gateway.start(pump_events=False)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -140,7 +140,7 @@ async def run_endpoint(cfg: dict[str, Any]) -> None:
                 if line:
                     log.info(line)
                 if gateway is not None:
-                    gateway.on_event(getter.result())
+                    gateway.handle_event(getter.result())
             else:
                 getter.cancel()
     finally:
