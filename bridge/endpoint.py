@@ -112,6 +112,7 @@ class Endpoint:
         self._udp_token = b""
         self._udp_key = b""
         self._waiters: dict[Any, asyncio.Future[Any]] = {}
+        self._floor_answers: dict[str, asyncio.Queue[str]] = {}
         self._outbox: dict[str, str] = {}  # msg id -> control message, until accepted
         self._acked = 0
         self._delivered = 0
@@ -333,6 +334,11 @@ class Endpoint:
             self._resolve(("commit", msg["ch"], msg["epoch"]), None, err)
             for key in [k for k in self._waiters if k[:2] == ("commit", msg["ch"])]:
                 self._resolve(key, None, err)
+        rid = msg.get("rid")
+        if isinstance(rid, str) and rid.startswith("floor:"):
+            answers = self._floor_answers.get(rid[6:])
+            if answers is not None:
+                answers.put_nowait("denied")
         if msg.get("rid") is not None:
             key = ("rid", msg["rid"])
             if key in self._waiters:
@@ -351,7 +357,9 @@ class Endpoint:
             )
         )
         if device == self.device and what in ("granted", "denied", "queued"):
-            self._resolve(("floor", ch), what)
+            answers = self._floor_answers.get(ch)
+            if answers is not None:
+                answers.put_nowait(what)
         if what == "granted":
             self.floor[ch] = device
             if device is not None:
@@ -448,7 +456,7 @@ class Endpoint:
         if hasher is None:
             hasher = self._heard[(ch, r.sender)] = BurstHasher()
         hasher.add(frame, r.ctr)
-        self._emit(ev.Voice(ch, r.sender, r.payload, r.ctr, time.time()))
+        self._emit(ev.Voice(ch, r.sender, r.payload, r.ctr, time.time(), r.epoch))
 
     def send_voice(self, ch: str, payload: bytes) -> None:
         """Encrypt and send one voice frame (the caller should hold the floor)."""
@@ -542,12 +550,13 @@ class Endpoint:
         return c
 
     async def request_floor(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> str:
-        """Ask for the floor; returns 'granted', 'queued' or 'denied'."""
-        return str(
-            await self._request(
-                ("floor", ch), p.control("floor-request", ch=ch, priority=priority), timeout
-            )
-        )
+        """Ask for the floor; returns the relay's first answer: 'granted', 'queued', 'denied'.
+
+        Later answers (a grant after 'queued') are kept for :meth:`start_burst`."""
+        answers: asyncio.Queue[str] = asyncio.Queue()
+        self._floor_answers[ch] = answers  # registered before asking: no answer is lost
+        await self._send(p.control("floor-request", ch=ch, priority=priority, rid=f"floor:{ch}"))
+        return await asyncio.wait_for(answers.get(), timeout)
 
     async def release_floor(self, ch: str) -> None:
         await self._send(p.control("floor-release", ch=ch))
@@ -568,16 +577,21 @@ class Endpoint:
 
     async def start_burst(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> bool:
         """Request the floor and wait until it is granted; True if we may talk."""
-        answer = await self.request_floor(ch, priority, timeout)
-        if answer == "queued":
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[Any] = loop.create_future()
-            self._waiters[("floor", ch)] = fut
-            try:
-                answer = await asyncio.wait_for(fut, timeout)
-            except TimeoutError:
-                answer = "timeout"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            answer = await self.request_floor(ch, priority, timeout)
+            answers = self._floor_answers[ch]
+            while answer == "queued":
+                answer = await asyncio.wait_for(answers.get(), max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            answer = "timeout"
+        finally:
+            self._floor_answers.pop(ch, None)
         if answer != "granted":
+            if answer in ("queued", "timeout"):
+                with contextlib.suppress(RelayError):
+                    await self.release_floor(ch)  # leave the queue
             return False
         self._bursts[ch] = _Burst(uuid.uuid4().hex[:16])
         return True

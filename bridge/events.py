@@ -58,8 +58,9 @@ class Voice:
     channel: str
     sender: str
     payload: bytes = field(repr=False)
-    ctr: int = 0
-    received_at: float = 0.0
+    ctr: int = 0  # SFrame counter: +1 per frame from one sender within an epoch
+    received_at: float = 0.0  # wall-clock time the frame was decrypted
+    epoch: int = 0  # the channel epoch whose key opened it (counters restart per epoch)
 
 
 @dataclass(frozen=True)

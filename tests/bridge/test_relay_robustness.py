@@ -100,14 +100,16 @@ async def test_malformed_input_gets_coded_errors_and_harms_nobody(
         import socket
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for _ in range(200):
-                s.sendto(os.urandom(60), ("127.0.0.1", relay.udp_port))
+            for i in range(200):  # pure junk, and junk that looks like media with a bad MAC
+                head = b"" if i % 2 else bytes([p.UDP_MAGIC, p.UDP_MEDIA])
+                s.sendto(head + os.urandom(60), ("127.0.0.1", relay.udp_port))
         await talk(vessel, CH, [b"still works"])
         assert (await next_event(disp, ev.Voice)).payload == b"still works"
         assert relay.proc is not None and relay.proc.poll() is None
         m = metrics(relay)
         assert m["crossband_protocol_errors_total"] >= 3
-        assert m['crossband_frames_dropped_by_reason_total{reason="bad-mac"}'] >= 1
+        assert m['crossband_frames_dropped_by_reason_total{reason="bad-mac"}'] >= 100
+        assert m['crossband_frames_dropped_by_reason_total{reason="malformed"}'] >= 1
         assert m["crossband_authenticated"] == 2 and m["crossband_channels"] == 1
         assert m["crossband_floor_grants_total"] >= 1
     finally:

@@ -1,0 +1,284 @@
+"""The audio path end to end: mouth-to-ear delay, speech quality (PESQ), CPU per stream.
+
+Run: .venv/bin/python bench/audio_path_bench.py [--bursts 20] [--loss-runs 3]
+
+Everything runs on loopback with the real relay process (``bridge.relay_server``), two
+endpoints with :class:`~adapters.rtp.gateway.RtpGateway` (US gateway A, Canadian gateway B)
+and a radio simulated by ``tests/adapters/rtp_sender_proc.py`` in its own process.
+
+(a) **Mouth-to-ear**: each burst is 1 s of silence with a 1 kHz tone starting at 300 ms,
+    sent as L16/16 kHz RTP into A; the channel carries Opus; B sends L16 RTP out. The tone
+    is "spoken" 20 ms before the packet holding its onset leaves the radio (packetisation)
+    and "heard" when the packet holding it reaches the far radio's socket, plus the onset's
+    offset in each packet. Includes packetisation, both gateways' resampling, Opus, SFrame,
+    the relay hop and B's jitter buffer (the far radio's own buffer is not included).
+(b) **PESQ** (ITU-T P.862.2 wideband, ``pesq`` package) of espeak-ng speech through A →
+    relay → B, L16 in/out over Opus: without loss, and with 5 % of the voice frames dropped
+    (seeded) in B's pipeline before the jitter buffer; plus G.711 μ-law in and out
+    (P.862 narrowband at 8 kHz).
+(c) **CPU per talk stream**, µs per 20 ms frame at 16 kHz: Opus encode + SFrame protect on
+    the talker's endpoint, and SFrame unprotect + jitter buffer + Opus decode on a listener.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.rtp.gateway import RtpGateway, load_gateway_config  # noqa: E402
+from bridge import events as ev  # noqa: E402
+from bridge.audio import DEFAULT_BITRATE, ListenMixer  # noqa: E402
+from bridge.codec import OpusEncoder  # noqa: E402
+from crypto.group import CONTEXT_VOICE  # noqa: E402
+from tests.adapters.gateway_rig import (  # noqa: E402
+    CH,
+    Rig,
+    align,
+    bursts_of,
+    close_rig,
+    decode_packets,
+    open_collector,
+    open_rig,
+    pcm_array,
+    run_sender,
+    speech_like,
+    wait_process,
+)
+from tests.world import make_world  # noqa: E402
+
+L16 = {"name": "l16", "pt": 97, "clock_rate": 16000}
+PCMU = {"name": "pcmu"}
+STATS: list[Any] = []  # the listen mixer's counters of each run, for --verbose
+SENTENCES = (
+    "Sarnia, this is Blaine. The vessel is holding position two miles north of the line. "
+    "Request you keep channel seven clear until the boarding team reports back."
+)
+
+
+def mapping(payload: dict[str, Any], *, out_port: int | None) -> dict[str, Any]:
+    ch: dict[str, Any] = {"channel": CH}
+    if out_port is None:
+        ch["input"] = {"port": 0, "payload": payload, "hang_time": 0.2}
+    else:
+        ch["output"] = {"port": out_port, "payload": payload, "rtcp_interval": None}
+    return {"channels": [ch]}
+
+
+async def through_bridge(
+    rig: Rig,
+    pcm: bytes,
+    rate: int,
+    payload: dict[str, Any],
+    *,
+    bursts: int = 1,
+    loss: float = 0.0,
+    seed: int = 0,
+) -> tuple[list[list[tuple[float, bytes]]], list[list[float]]]:
+    """Send ``pcm`` ``bursts`` times; per burst, (arrival time, PCM) of every output packet,
+    and the send times of the input packets."""
+    collector = await open_collector()
+    gw_a = RtpGateway(rig.a, load_gateway_config(mapping(payload, out_port=None)))
+    gw_b = RtpGateway(rig.b, load_gateway_config(mapping(payload, out_port=collector.port)))
+    rng = random.Random(seed)
+    pump: asyncio.Task[None] | None = None
+
+    async def lossy_pump() -> None:  # B's event pump, dropping voice frames before playout
+        while True:
+            e = await rig.b.events.get()
+            if isinstance(e, ev.Voice) and rng.random() < loss:
+                continue
+            gw_b.handle_event(e)
+
+    try:
+        await gw_a.start()
+        await gw_b.start(pump_events=False)
+        pump = asyncio.get_running_loop().create_task(lossy_pump())
+        src = rig.tmp / "in.s16"
+        log = rig.tmp / "sent.json"
+        src.write_bytes(pcm)
+        proc = run_sender(
+            gw_a.input_address(CH)[1],
+            payload["name"],
+            src,
+            rate=rate,
+            pt=payload.get("pt"),
+            bursts=bursts,
+            gap=0.5,
+            log=log,
+        )
+        await wait_process(proc, 30 + bursts * (len(pcm) / 2 / rate + 1))
+        await collector.wait_quiet(0.6, timeout=30)
+        mixer = gw_b.channels[CH].mixer
+        if mixer is not None:
+            STATS.append(mixer.stats)
+        out = []
+        for burst in bursts_of(collector.packets):
+            pcms = decode_packets([p for _t, p in burst], payload["name"])
+            out.append([(t, x) for (t, _p), x in zip(burst, pcms)])
+        return out, json.loads(log.read_text())
+    finally:
+        if pump is not None:
+            pump.cancel()
+        await gw_a.stop()
+        await gw_b.stop()
+        collector.close()
+
+
+def tone_bursts(rate: int = 16000, onset: float = 0.3) -> tuple[bytes, int]:
+    t = np.arange(rate) / rate
+    x = np.where((t >= onset) & (t < onset + 0.04), 10000 * np.sin(2 * np.pi * 1000 * t), 0)
+    return x.astype("<i2").tobytes(), int(onset * rate)
+
+
+async def mouth_to_ear(rig: Rig, bursts: int) -> list[float]:
+    pcm, onset = tone_bursts()
+    out, sent = await through_bridge(rig, pcm, 16000, L16, bursts=bursts)
+    spp = 320  # samples per 20 ms packet at 16 kHz
+    delays = []
+    for packets, send_times in zip(out, sent):
+        mouth = send_times[onset // spp] - 0.020 + (onset % spp) / 16000
+        x = pcm_array(b"".join(p for _t, p in packets))
+        hits = np.flatnonzero(np.abs(x) > 3000)
+        if not len(hits):
+            continue
+        j = int(hits[0])
+        ear = packets[j // spp][0] + (j % spp) / 16000
+        delays.append((ear - mouth) * 1000)
+    return delays
+
+
+def espeak(rate: int, tmp: Path) -> bytes | None:
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        return None
+    wav = tmp / "speech.wav"
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SENTENCES], check=True)
+    out = tmp / f"speech{rate}.wav"
+    subprocess.run(["sox", str(wav), "-r", str(rate), "-b", "16", "-c", "1", str(out)], check=True)
+    with wave.open(str(out), "rb") as w:
+        pcm = w.readframes(w.getnframes())
+    frame = 2 * rate // 50
+    return pcm[: len(pcm) - len(pcm) % frame]
+
+
+def mos(ref: bytes, out: list[tuple[float, bytes]], rate: int) -> float:
+    from pesq import pesq
+
+    r = pcm_array(ref)
+    d = pcm_array(b"".join(p for _t, p in out))
+    lag, _ = align(r, d, rate // 5)
+    d = d[max(lag, 0) :][: len(r)]
+    d = np.pad(d, (0, len(r) - len(d)))
+    return float(pesq(rate, r, d, "wb" if rate == 16000 else "nb"))
+
+
+def cpu_per_stream(frames: int = 500) -> dict[str, float]:
+    world = make_world(now=int(time.time()))
+    talker = world.device("us-cbp", "gw-a", ("dispatcher", "member"))
+    listener = world.device("ca-rcmp", "gw-b", ("member",))
+    bundle = world.commit(talker, [(talker, "dispatcher"), (listener, "member")], None)
+    tx, rx = world.member(talker), world.member(listener)
+    for m in (tx, rx):
+        m.process_commit(bundle, world.now)
+    pcm = speech_like(16000, frames / 50, seed=2)
+    chunks = [pcm[i : i + 640] for i in range(0, len(pcm), 640)]
+    enc = OpusEncoder(16000, DEFAULT_BITRATE, True, 5, 10)  # as TalkSender does
+    t0 = time.perf_counter()
+    packets = [enc.encode(c) for c in chunks]
+    t1 = time.perf_counter()
+    sframes = [tx.protect(p, CONTEXT_VOICE) for p in packets]
+    t2 = time.perf_counter()
+    received = [rx.unprotect(f, world.now) for f in sframes]
+    t3 = time.perf_counter()
+    mixer = ListenMixer(CH)
+    for i, r in enumerate(received):
+        mixer.handle_event(ev.Voice(CH, r.sender, r.payload, r.ctr, 0.0), i * 0.02)
+        mixer.tick(i * 0.02)
+    t4 = time.perf_counter()
+    n = len(chunks)
+    return {
+        "opus encode": (t1 - t0) / n * 1e6,
+        "sframe protect": (t2 - t1) / n * 1e6,
+        "sframe unprotect": (t3 - t2) / n * 1e6,
+        "jitter + opus decode": (t4 - t3) / n * 1e6,
+    }
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+async def run(args: argparse.Namespace) -> list[str]:
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        rig = await open_rig(tmp)
+        try:
+            delays = await mouth_to_ear(rig, args.bursts)
+            lines.append(
+                f"(a) mouth-to-ear, L16/16k RTP in → Opus → relay → L16 RTP out, "
+                f"{len(delays)} bursts: p50 {pct(delays, 0.5):.1f} ms, "
+                f"p95 {pct(delays, 0.95):.1f} ms, max {max(delays):.1f} ms (target p95 ≤ 80)"
+            )
+            wb = espeak(16000, tmp)
+            nb = espeak(8000, tmp)
+            if wb is None or nb is None:
+                lines.append("(b) PESQ: skipped (espeak-ng or sox missing)")
+            else:
+                out, _ = await through_bridge(rig, wb, 16000, L16)
+                clean = mos(wb, out[0], 16000)
+                lossy = []
+                for seed in range(args.loss_runs):
+                    out, _ = await through_bridge(rig, wb, 16000, L16, loss=0.05, seed=seed)
+                    lossy.append(mos(wb, out[0], 16000))
+                out, _ = await through_bridge(rig, nb, 8000, PCMU)
+                g711 = mos(nb, out[0], 8000)
+                lines.append(
+                    f"(b) PESQ MOS-LQO, espeak-ng speech {len(wb) / 32000:.1f} s, Opus 48 kbit/s "
+                    f"wideband: no loss {clean:.2f} (target ≥ 4.0); 5 % voice frames dropped "
+                    f"before the jitter buffer: mean {statistics.mean(lossy):.2f}, "
+                    f"min {min(lossy):.2f} over {len(lossy)} seeds (target ≥ 3.5); "
+                    f"G.711 μ-law in/out, P.862 narrowband: {g711:.2f}"
+                )
+        finally:
+            await close_rig(rig)
+    cpu = cpu_per_stream()
+    send = cpu["opus encode"] + cpu["sframe protect"]
+    recv = cpu["sframe unprotect"] + cpu["jitter + opus decode"]
+    lines.append(
+        f"(c) CPU per talk stream, 16 kHz, µs per 20 ms frame: send {send:.0f} "
+        f"(Opus encode {cpu['opus encode']:.0f} + SFrame protect {cpu['sframe protect']:.0f}); "
+        f"receive {recv:.0f} (SFrame unprotect {cpu['sframe unprotect']:.0f} + jitter buffer "
+        f"and Opus decode {cpu['jitter + opus decode']:.0f}) — "
+        f"{(send + recv) / 20000 * 100:.1f} % of one core per full-duplex stream"
+    )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--bursts", type=int, default=20)
+    ap.add_argument("--loss-runs", type=int, default=3)
+    args = ap.parse_args()
+    for line in asyncio.run(run(args)):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
