@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import secrets
 import shutil
 import signal
@@ -45,6 +44,7 @@ from .audio import TalkSender
 from .audit import verify_file
 from .demo_radio import RATE, SimRadio, Speaker, open_speaker, voice_like
 from .endpoint import Endpoint
+from .memscan import process_memory
 
 CH = "shiprider-4471"
 AGENCIES = {
@@ -629,22 +629,7 @@ class Demo:
     def _relay_memory(self) -> bytes:
         if self.relay is None or self.relay.poll() is not None:
             return b""
-        chunks = []
-        try:
-            with (
-                open(f"/proc/{self.relay.pid}/maps") as maps,
-                open(f"/proc/{self.relay.pid}/mem", "rb", 0) as mem,
-            ):
-                for line in maps:
-                    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
-                    if not m or "r" not in m.group(3) or "[vsyscall]" in line:
-                        continue
-                    with contextlib.suppress(OSError, ValueError, OverflowError):
-                        mem.seek(int(m.group(1), 16))
-                        chunks.append(mem.read(int(m.group(2), 16) - int(m.group(1), 16)))
-        except OSError:
-            return b""
-        return b"".join(chunks)
+        return process_memory(self.relay.pid)
 
     def final_checks(self) -> None:
         memory = self._relay_memory()

@@ -28,14 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from crypto.agreement import RevocationList, verify_revocation_list
 from crypto.errors import VerificationError
 from crypto.identity import Credential, TrustBundle, verify_credential
 from crypto.keyfile import load_device
 
 from . import events as ev
+from .config import load_yaml_config
 from .endpoint import Endpoint
 from .errors import ConfigError
 
@@ -43,26 +42,10 @@ log = logging.getLogger("crossband.endpoint")
 
 
 def load_endpoint_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read endpoint config {path}: {exc}")
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    for key in ("device_key", "credential", "trust_bundle", "relay", "state"):
-        if not cfg.get(key):
-            raise ConfigError(f"{path}: missing '{key}'")
-    base = path.parent
-    for key in ("device_key", "credential", "trust_bundle", "state"):
-        p = Path(cfg[key])
-        cfg[key] = p if p.is_absolute() else base / p
-    cfg["revocation_lists"] = [
-        p if (p := Path(x)).is_absolute() else base / p for x in cfg.get("revocation_lists", [])
-    ]
+    keys = ("device_key", "credential", "trust_bundle", "state")
+    cfg = load_yaml_config(path, "endpoint", (*keys, "relay"), keys)
     if cfg.get("transport", "udp") not in ("udp", "ws"):
         raise ConfigError(f"{path}: transport must be 'udp' or 'ws'")
-    cfg["_base"] = base
     return cfg
 
 

@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import WSMsgType, web
 
 from crypto.agreement import RevocationList, verify_revocation_list
@@ -31,6 +30,7 @@ from crypto.identity import TrustBundle
 
 from . import protocol as p
 from .audit import AuditLog
+from .config import load_yaml_config
 from .errors import ConfigError, ProtocolError
 from .relay import Job, Outcome, RelayConfig, RelayCore
 from .store import SqliteStore
@@ -263,38 +263,26 @@ class RelayServer:
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read relay config {path}: {exc}")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    base = path.parent
-
-    def rel(value: str) -> Path:
-        v = Path(value)
-        return v if v.is_absolute() else base / v
-
-    for key in ("trust_bundle", "database", "audit_log"):
-        if key not in raw:
-            raise ConfigError(f"{path}: missing '{key}'")
-    raw["_paths"] = {k: rel(raw[k]) for k in ("trust_bundle", "database", "audit_log")}
-    raw["_crls"] = [rel(c) for c in raw.get("revocation_lists", [])]
-    for k in ("tls_cert", "tls_key"):
-        if raw.get(k):
-            raw["_paths"][k] = rel(raw[k])
-    return raw
+    return load_yaml_config(
+        path,
+        "relay",
+        ("trust_bundle", "database", "audit_log"),
+        ("trust_bundle", "database", "audit_log", "tls_cert", "tls_key"),
+    )
 
 
 def build_server(cfg: dict[str, Any]) -> RelayServer:
-    paths = cfg["_paths"]
+    paths = {
+        k: cfg[k]
+        for k in ("trust_bundle", "database", "audit_log", "tls_cert", "tls_key")
+        if cfg.get(k)
+    }
     try:
         trust = TrustBundle.decode(paths["trust_bundle"].read_bytes())
     except (OSError, VerificationError) as exc:
         raise ConfigError(f"trust bundle {paths['trust_bundle']}: {exc}")
     crls: dict[str, RevocationList] = {}
-    for path in cfg["_crls"]:
+    for path in cfg["revocation_lists"]:
         try:
             rl = verify_revocation_list(RevocationList.decode(path.read_bytes()), trust)
         except (OSError, VerificationError) as exc:

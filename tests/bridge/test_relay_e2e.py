@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import re
 import time
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from bridge import events as ev
 from bridge import protocol as p
 from bridge.errors import RelayError
+from bridge.memscan import process_memory
 from crypto.agreement import RevocationList
 from crypto.keys import Kem
 from tests.bridge.harness import RelayProcess, drain, endpoint, next_event
@@ -254,22 +254,6 @@ async def test_offline_member_catches_up_in_order_across_relay_kill9(
         await disp.stop()
 
 
-def _process_memory(pid: int) -> bytes:
-    chunks = []
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
-        for line in maps:
-            m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
-            if not m or "r" not in m.group(3) or "[vsyscall]" in line:
-                continue
-            start, end = int(m.group(1), 16), int(m.group(2), 16)
-            try:
-                mem.seek(start)
-                chunks.append(mem.read(end - start))
-            except (OSError, ValueError, OverflowError):
-                continue
-    return b"".join(chunks)
-
-
 async def test_relay_never_holds_plaintext(
     relay: RelayProcess, world: World, tmp_path: Path
 ) -> None:
@@ -290,7 +274,7 @@ async def test_relay_never_holds_plaintext(
         assert (await next_event(vessel, ev.Voice)).payload.startswith(canary)
         assert (await next_event(disp, ev.Message)).body.startswith(canary)
         assert relay.proc is not None
-        memory = _process_memory(relay.proc.pid)
+        memory = process_memory(relay.proc.pid)
         assert len(memory) > 1_000_000
         forms = [canary, base64.b64encode(canary)[:40], canary.decode().encode("utf-16-le")]
         for form in forms:
