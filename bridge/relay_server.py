@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import logging
 import signal
@@ -29,13 +30,14 @@ from crypto.errors import CrossbandError, VerificationError
 from crypto.identity import TrustBundle
 
 from . import protocol as p
-from .audit import AuditLog
+from .audit import BackgroundAuditLog
 from .config import load_yaml_config
 from .errors import ConfigError, ProtocolError
 from .relay import Job, Outcome, RelayConfig, RelayCore
 from .store import SqliteStore
 
 log = logging.getLogger("crossband.relay")
+WS_BACKLOG = 256 * 1024  # bytes queued to a WebSocket listener before its voice is dropped
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -68,10 +70,10 @@ class RelayServer:
         self.ssl_context = ssl_context
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._ws: dict[int, web.WebSocketResponse] = {}
+        self._transports: dict[int, asyncio.Transport] = {}
         self._udp: _Udp | None = None
         self._runner: web.AppRunner | None = None
         self._timer: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -97,6 +99,10 @@ class RelayServer:
             self.udp_port = proto.transport.get_extra_info("sockname")[1]
             self.core.config.udp_port = self.udp_port
         self._timer = asyncio.create_task(self._tick())
+        # Everything built so far lives as long as the relay: keep the collector off it
+        # (full collections over it cost tens of ms of voice latency).
+        gc.collect()
+        gc.freeze()
         log.info("event=relay-started host=%s port=%s udp=%s", self.host, self.port, self.udp_port)
 
     async def stop(self) -> None:
@@ -147,10 +153,12 @@ class RelayServer:
     # -- websocket -----------------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=p.MAX_CONTROL)
+        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=p.MAX_CONTROL, compress=False)
         await ws.prepare(request)
         sid, challenge = self.core.connect(time.time())
         self._ws[sid] = ws
+        if request.transport is not None:
+            self._transports[sid] = request.transport
         try:
             await ws.send_str(challenge)
             async for msg in ws:
@@ -164,6 +172,7 @@ class RelayServer:
             pass
         finally:
             self._ws.pop(sid, None)
+            self._transports.pop(sid, None)
             try:
                 await self.apply(self.core.disconnect(sid, time.time()))
             except Exception:
@@ -223,13 +232,22 @@ class RelayServer:
             for addr in udp:
                 sendto(out, addr)
         if ws:
-            out = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
+            # One unmasked binary WebSocket frame (RFC 6455 §5.2), built once and written to
+            # every listener's transport: no task and no copy per listener. aiohttp writes its
+            # own frames synchronously too, so frames never interleave. Compression is off
+            # on these connections, so the frame is valid for all of them.
+            payload = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
+            n = len(payload)
+            head = bytes((0x82, n)) if n < 126 else bytes((0x82, 126)) + n.to_bytes(2, "big")
+            data = head + payload
             for sid in ws:
-                conn = self._ws.get(sid)
-                if conn is not None and not conn.closed:
-                    task = asyncio.ensure_future(conn.send_bytes(out))
-                    self._pending.add(task)
-                    task.add_done_callback(self._pending.discard)
+                transport = self._transports.get(sid)
+                if transport is None or transport.is_closing():
+                    continue
+                if transport.get_write_buffer_size() > WS_BACKLOG:
+                    self.core.metrics.drop("ws-backlog")  # a stalled listener loses voice
+                    continue
+                transport.write(data)
 
     # -- http ----------------------------------------------------------------------------------
 
@@ -300,7 +318,7 @@ def build_server(cfg: dict[str, Any]) -> RelayServer:
         media_burst=float(limits.get("media_burst", 240)),
     )
     store = SqliteStore(paths["database"])
-    audit = AuditLog(paths["audit_log"])
+    audit = BackgroundAuditLog(paths["audit_log"])
     core = RelayCore(trust, store, audit, config, crls)
     ctx = None
     if "tls_cert" in paths:

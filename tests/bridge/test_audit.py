@@ -192,3 +192,18 @@ def test_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "FAILED at record 2" in out
     assert verify_command(str(tmp_path / "missing.jsonl")) == 1
+
+
+def test_background_log_writes_in_order_and_flushes_on_close(tmp_path) -> None:
+    from bridge.audit import BackgroundAuditLog, verify_file
+
+    log = BackgroundAuditLog(tmp_path / "bg.log")
+    for i in range(200):
+        log.append("floor", 1000.0 + i, channel="c1", n=i)
+    with pytest.raises(ValueError):
+        log.append("message", 1.0, body="never logged")  # refused in the caller
+    log.close()
+    result = verify_file(tmp_path / "bg.log")
+    assert result.ok and result.records == 200 and log.failures == 0
+    lines = (tmp_path / "bg.log").read_text().splitlines()
+    assert [json.loads(line)["fields"]["n"] for line in lines] == list(range(200))

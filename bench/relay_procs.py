@@ -1,0 +1,229 @@
+"""The processes under test in ``bench/relay_bench.py``, and how their CPU is accounted.
+
+- :class:`Relay` runs the real, unmodified ``python -m bridge.relay_server`` with its own
+  config, database and audit log (on the ordinary disk), pinned to ``RELAY_CPU`` with a raised
+  ``RLIMIT_NOFILE``. Its config raises the per-session media rate limit and ``max_talk_time``
+  so that saturation is the relay's CPU, not its policy.
+- :class:`Forwarder` runs :func:`bench.relay_load.forwarder_main`, the bare asyncio UDP
+  forwarder, on the same CPU.
+- :class:`Meter` measures one window: wall time, CPU used by the process under test and by
+  this process, and CPU used by *foreign* processes (anything on the machine that is not part
+  of the bench and not a kernel thread), so a figure taken while something else was running
+  says so.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bench.relay_load import UdpSink
+from crypto.identity import TrustBundle
+
+ROOT = Path(__file__).resolve().parents[1]
+RELAY_CPU, GEN_CPU = 0, 1
+_CLK = os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _child_setup() -> None:  # in the relay/forwarder child, before exec
+    raise_nofile()
+    os.sched_setaffinity(0, {RELAY_CPU})
+
+
+def _ticks(pid: int | str) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_seconds(pid: int) -> float:
+    return _ticks(pid) / _CLK
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def _foreign(mine: set[int]) -> dict[int, int]:
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in mine:
+            continue
+        try:
+            if not Path(f"/proc/{name}/cmdline").read_bytes():
+                continue  # a kernel thread
+            out[int(name)] = _ticks(name)
+        except OSError:
+            continue
+    return out
+
+
+@dataclass
+class Window:
+    seconds: float
+    target_cpu: float  # share of one CPU used by the process under test
+    own_cpu: float  # ... by this load generator
+    foreign_cpu: float  # ... by every other (non-kernel) process on the machine
+
+
+class Meter:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.mine = {os.getpid(), pid}
+
+    def start(self) -> None:
+        self._t = time.perf_counter()
+        self._target, self._own = cpu_seconds(self.pid), time.process_time()
+        self._foreign = _foreign(self.mine)
+
+    def stop(self) -> Window:
+        dt = time.perf_counter() - self._t
+        foreign = _foreign(self.mine)
+        other = sum(t - self._foreign.get(p, 0) for p, t in foreign.items()) / _CLK
+        return Window(
+            dt,
+            (cpu_seconds(self.pid) - self._target) / dt,
+            (time.process_time() - self._own) / dt,
+            max(0.0, other) / dt,
+        )
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Relay:
+    """The real relay process (``python -m bridge.relay_server``), pinned to RELAY_CPU."""
+
+    def __init__(self, tmp: Path, trust: TrustBundle, name: str, patch: str | None = None) -> None:
+        self.patch = patch  # run through bench.relay_patched with these patches
+        self.dir = tmp / name
+        self.dir.mkdir()
+        (self.dir / "trust.json").write_bytes(trust.encode())
+        self.port, self.udp_port = free_port(), free_port(socket.SOCK_DGRAM)
+        cfg = {
+            "relay_id": "bench-relay",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "udp_port": self.udp_port,
+            "trust_bundle": "trust.json",
+            "database": "relay.db",
+            "audit_log": "audit.log",
+            "max_talk_time": 3600,
+            "limits": {"media_rate": 1e6, "media_burst": 1e6},
+        }
+        (self.dir / "relay.yaml").write_text(yaml.safe_dump(cfg))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        ready = self.dir / "ready.json"
+        module = ["bench.relay_patched", self.patch] if self.patch else ["bridge.relay_server"]
+        cmd = [sys.executable, "-m", *module, "--config", str(self.dir / "relay.yaml")]
+        with open(self.dir / "relay.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [*cmd, "--ready-file", str(ready)],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_child_setup,
+            )
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((self.dir / "relay.log").read_text()[-2000:])
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def metrics(self) -> dict[str, float]:
+        url = f"http://127.0.0.1:{self.port}/metrics"
+        text = urllib.request.urlopen(url, timeout=30).read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def log_lines(self, prefix: str) -> list[str]:
+        text = (self.dir / "relay.log").read_text(errors="replace")
+        return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+class Forwarder:
+    """The bare asyncio UDP forwarder, pinned to RELAY_CPU; ``count()`` asks it for its total."""
+
+    def __init__(self, sinks: list[UdpSink]) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "relay_bench.py"),
+                "--forwarder",
+                ",".join(str(s.addr[1]) for s in sinks),
+            ],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=_child_setup,
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self.ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.ctl.bind(("127.0.0.1", 0))
+        self.ctl.settimeout(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def count(self) -> int:
+        """Datagrams received so far (asked again if the query drowned in a full buffer)."""
+        for _ in range(100):
+            self.ctl.sendto(b"STATS", ("127.0.0.1", self.port))
+            try:
+                return int(self.ctl.recv(64))
+            except TimeoutError:
+                continue
+        raise TimeoutError("forwarder does not answer")
+
+    def stop(self) -> None:
+        self.ctl.close()
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
