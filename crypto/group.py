@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hmac
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
@@ -64,8 +64,7 @@ def split_kid(kid: int) -> tuple[int, int, int]:
     return kid >> (SENDER_BITS + EPOCH_BITS), (kid >> EPOCH_BITS) & _SENDER_MASK, kid & _EPOCH_MASK
 
 
-@dataclass(frozen=True)
-class Received:
+class Received(NamedTuple):
     """A frame that authenticated: who sent it (by the verified roster), and what it said."""
 
     sender: str
@@ -73,7 +72,13 @@ class Received:
     epoch: int
     kid: int
     ctr: int
-    payload: bytes = field(repr=False)
+    payload: bytes
+
+    def __repr__(self) -> str:  # never print plaintext
+        return (
+            f"Received(sender={self.sender!r}, context={self.context}, epoch={self.epoch},"
+            f" kid={self.kid}, ctr={self.ctr})"
+        )
 
 
 class NotPermittedError(CryptoError):
@@ -138,6 +143,7 @@ class ChannelMember:
         self._send: dict[int, SendCounter] = {}
         self.last_commit: Commit | None = None
         self.removed = False
+        self._retiring: float | None = None  # earliest retire_at among kept epochs
 
     # -- commits ---------------------------------------------------------------------------
 
@@ -203,6 +209,7 @@ class ChannelMember:
         for e in self._epochs:
             if e.retire_at is None:
                 e.retire_at = now + self.grace
+        self._retiring = self.get_timer()
 
     def expire(self, now: float) -> None:
         """Erase the keys of epochs whose grace period is over."""
@@ -213,6 +220,7 @@ class ChannelMember:
             else:
                 keep.append(e)
         self._epochs = keep
+        self._retiring = self.get_timer()
 
     def get_timer(self) -> float | None:
         times = [e.retire_at for e in self._epochs if e.retire_at is not None]
@@ -258,7 +266,8 @@ class ChannelMember:
 
     def unprotect(self, frame: bytes, now: float, metadata: bytes = b"") -> Received:
         """Open a frame from any roster sender of a live epoch, or raise DecryptError."""
-        self.expire(now)
+        if self._retiring and now >= self._retiring:
+            self.expire(now)
         kid, ctr, hlen = decode_header(frame)
         context, index, ebits = split_kid(kid)
         ep = None

@@ -104,7 +104,12 @@ class Credential:
         }
 
     def encode(self) -> bytes:
-        return canonical({"body": self.body(), "sig": b64e(self.signature)})
+        return canonical({"body": self.body(), "sig": b64e(self.signature)}, checked=False)
+
+    @cached_property
+    def signed_bytes(self) -> bytes:
+        """What the agency root signed (computed once: commits re-verify every member)."""
+        return signing_input(CREDENTIAL_DOMAIN, self.body(), checked=False)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -240,7 +245,7 @@ def verify_credential(
     ``revocations`` maps agency ids to that agency's latest *verified* revocation list.
     Returns the credential so calls can be chained; raises :class:`VerificationError`.
     """
-    bundle.root(cred.agency).verify(cred.signature, signing_input(CREDENTIAL_DOMAIN, cred.body()))
+    bundle.root(cred.agency).verify(cred.signature, cred.signed_bytes)
     check_window(cred.not_before, cred.not_after, now, f"credential of {cred.device}")
     if revocations:
         rl = revocations.get(cred.agency)
