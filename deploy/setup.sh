@@ -9,7 +9,12 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
+py=${PYTHON:-python3}
 debs=(libopus0)
+# Debian's python3 needs python3-venv for "python3 -m venv" (ensurepip).
+"$py" -c 'import ensurepip' 2>/dev/null || debs+=(python3-venv)
+# The tests speak real sentences (espeak-ng) and resample them (sox).
+[ $want_test = 1 ] && debs+=(espeak-ng sox)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,7 +27,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
 fi
 
-py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
