@@ -38,6 +38,7 @@ from crypto.encoding import signing_input
 from crypto.errors import CryptoError, DecryptError, VerificationError
 from crypto.group import CONTEXT_VOICE, ChannelMember
 from crypto.identity import Credential, DeviceKeys, TrustBundle, verify_credential
+from crypto.keys import VerifyKey
 from crypto.messages import BurstHasher, BurstSeal, SignedMessage
 from crypto.sframe import decode_header
 
@@ -45,9 +46,10 @@ from . import events as ev
 from . import protocol as p
 from .endpoint_state import EndpointState
 from .errors import RelayError
-from .relay import AUTH_DOMAIN
+from .relay import AUTH_DOMAIN, relay_proof
 
 log = logging.getLogger("crossband.endpoint")
+RELAY_NOT_AUTHENTIC = "relay-not-authentic"
 UDP_TAIL = 0.06  # seconds between the last UDP voice frame and the floor release
 
 
@@ -86,6 +88,7 @@ class Endpoint:
         transport: str = "udp",
         ssl_context: Any = None,
         revocations: dict[str, RevocationList] | None = None,
+        relay_key: VerifyKey | None = None,
     ) -> None:
         if transport not in ("udp", "ws"):
             raise ValueError("transport must be 'udp' or 'ws'")
@@ -97,6 +100,7 @@ class Endpoint:
         self.transport = transport
         self._ssl = ssl_context
         self.revocations = dict(revocations or {})
+        self.relay_key = relay_key  # pinned relay identity: its welcome must be signed by it
         self.state = EndpointState(state_path)
         self.events: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize=10_000)
         self.channels: dict[str, ChannelMember] = {}
@@ -179,7 +183,9 @@ class Endpoint:
                 await self._session()
                 delay = 0.2
             except (TimeoutError, aiohttp.ClientError, OSError, RelayError) as exc:
-                if isinstance(exc, RelayError) and exc.code in (
+                if isinstance(exc, RelayError) and exc.code == RELAY_NOT_AUTHENTIC:
+                    self._emit(ev.Error(exc.code, exc.detail))  # keep trying: may be transient
+                elif isinstance(exc, RelayError) and exc.code in (
                     p.Codes.REVOKED,
                     p.Codes.UNKNOWN_DEVICE,
                 ):
@@ -228,6 +234,8 @@ class Endpoint:
             welcome = json.loads(first.data)
             if welcome.get("t") == "error":
                 raise RelayError(welcome.get("code", "auth-failed"), welcome.get("detail", ""))
+            if self.relay_key is not None:
+                self._check_relay(welcome, challenge, nonce)
             await self._on_welcome(welcome)
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
@@ -245,6 +253,14 @@ class Endpoint:
             if ws.close_code == 4000 and (ws.exception() is None):
                 pass
         self._ws = None
+
+    def _check_relay(self, welcome: dict[str, Any], challenge: dict[str, Any], nonce: str) -> None:
+        assert self.relay_key is not None
+        proof = relay_proof(challenge["nonce"], challenge["relay"], self.device, nonce)
+        try:
+            self.relay_key.verify(base64.b64decode(welcome.get("relay_sig") or ""), proof)
+        except (VerificationError, ValueError):
+            raise RelayError(RELAY_NOT_AUTHENTIC, "the relay did not prove its pinned identity")
 
     async def _on_welcome(self, msg: dict[str, Any]) -> None:
         self._udp_token = base64.b64decode(msg["udp_token"])

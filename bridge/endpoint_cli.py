@@ -10,6 +10,7 @@ the state file, and optionally revocation lists and RTP gateway mappings::
     state: state/gw-blaine.db
     transport: udp                            # or ws where UDP is blocked
     passphrase_env: CROSSBAND_DEVICE_PASS     # optional
+    relay_key: <base64url>                    # optional: pin the relay (crossband keys relay)
     revocation_lists: [us-cbp.crl]            # optional
     rtp: [...]                                # optional, see adapters/rtp/gateway.py
 

@@ -68,8 +68,8 @@ from crypto.identity import (
     issue_credential,
     verify_credential,
 )
-from crypto.keyfile import load_root, save_device, save_root
-from crypto.keys import Kem, VerifyKey
+from crypto.keyfile import load_root, save_device, save_relay_key, save_root
+from crypto.keys import Kem, SigningKey, VerifyKey
 
 if TYPE_CHECKING:
     from bridge.cli import Subparsers
@@ -258,6 +258,16 @@ def _root_public(args: argparse.Namespace) -> int:
     _write_public(args.out, canonical({"agency": root.agency, "key": b64e(root.public.raw)}))
     print(f"wrote public root of {root.agency} to {args.out}")
     print(f"fingerprint: {_grouped(root.public.fingerprint)}")
+    return 0
+
+
+def _relay_create(args: argparse.Namespace) -> int:
+    _refuse_overwrite(args.out)
+    key = SigningKey.generate()
+    save_relay_key(args.out, args.id, key, _passphrase_for_new_key(args.passphrase_env, args.out))
+    print(f"wrote relay identity key {args.id} to {args.out}")
+    print(f"relay_key for endpoint configs: {b64e(key.public.raw)}")
+    print(f"fingerprint: {_grouped(key.public.fingerprint)}")
     return 0
 
 
@@ -487,6 +497,12 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--out", required=True, help="public export to write (JSON)")
     _passphrase_arg(p, "root key's")
     p.set_defaults(func=_root_public)
+
+    p = cmds.add_parser("relay", help="create a relay identity key (devices pin its public half)")
+    p.add_argument("--id", required=True, help="the relay_id of the relay's config")
+    p.add_argument("--out", required=True, help="relay key file to create (0600)")
+    _passphrase_arg(p, "relay key's")
+    p.set_defaults(func=_relay_create)
 
     device = cmds.add_parser("device", help="device credentials")
     device.set_defaults(func=help_handler(device))

@@ -42,6 +42,7 @@ from crypto.encoding import signing_input
 from crypto.errors import CrossbandError, DecryptError, Refusal, VerificationError
 from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, EPOCH_BITS, split_kid
 from crypto.identity import Credential, TrustBundle, verify_credential
+from crypto.keys import SigningKey
 from crypto.sframe import decode_header
 
 from . import protocol as p
@@ -64,6 +65,7 @@ from .ratelimit import TokenBucket
 log = logging.getLogger("crossband.relay")
 
 AUTH_DOMAIN = "crossband/v1/auth"
+RELAY_AUTH_DOMAIN = "crossband/v1/relay-auth"
 BACKLOG_PAGE = 200
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
 _CH = struct.Struct(">I")
@@ -99,6 +101,7 @@ class Outcome:
 class RelayConfig:
     relay_id: str = "relay"
     udp_port: int | None = None
+    signing_key: SigningKey | None = None  # the relay's identity: signs every welcome
     max_talk_time: float = 60.0
     emergency_max_talk_time: float | None = None
     message_ttl: float = 7 * 86400.0
@@ -161,6 +164,14 @@ class Metrics:
     def drop(self, reason: str) -> None:
         self.c["frames_dropped"] += 1
         self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+def relay_proof(challenge: str, relay_id: str, device: str, nonce: str) -> bytes:
+    """What the relay signs in its welcome (and a device verifies against the pinned key)."""
+    return signing_input(
+        RELAY_AUTH_DOMAIN,
+        {"challenge": challenge, "relay": relay_id, "device": device, "nonce": nonce},
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -294,6 +305,15 @@ class RelayCore:
         if old is not None:  # a reconnect supersedes the stale connection
             out.close.append((old.id, p.Codes.DUPLICATE_SESSION))
             out.extend(self.disconnect(old.id, now))
+        relay_sig = None
+        if self.config.signing_key is not None:
+            # Mutual authentication: the relay proves its identity key over the device's own
+            # fresh nonce, so a device that pins the relay's key detects an impostor.
+            relay_sig = _b64(
+                self.config.signing_key.sign(
+                    relay_proof(_b64(s.nonce), self.config.relay_id, cred.device, msg["nonce"])
+                )
+            )
         s.device, s.cred = cred.device, cred
         s.token, s.udp_key = os.urandom(p.TOKEN_LEN), os.urandom(32)
         self.by_device[cred.device] = s
@@ -309,6 +329,7 @@ class RelayCore:
                     udp_token=_b64(s.token),
                     udp_key=_b64(s.udp_key),
                     udp_port=self.config.udp_port,
+                    relay_sig=relay_sig,
                     channels=[
                         {"ch": c.id, "no": c.no, "epoch": c.head.epoch}
                         for c in self.channels.values()

@@ -16,6 +16,7 @@ import functools
 import gc
 import json
 import logging
+import os
 import signal
 import ssl
 import time
@@ -28,6 +29,7 @@ from aiohttp import WSMsgType, web
 from crypto.agreement import RevocationList, verify_revocation_list
 from crypto.errors import CrossbandError, VerificationError
 from crypto.identity import TrustBundle
+from crypto.keyfile import load_relay_key
 
 from . import protocol as p
 from .audit import BackgroundAuditLog
@@ -285,7 +287,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
         path,
         "relay",
         ("trust_bundle", "database", "audit_log"),
-        ("trust_bundle", "database", "audit_log", "tls_cert", "tls_key"),
+        ("trust_bundle", "database", "audit_log", "tls_cert", "tls_key", "relay_key"),
     )
 
 
@@ -307,9 +309,16 @@ def build_server(cfg: dict[str, Any]) -> RelayServer:
             raise ConfigError(f"revocation list {path}: {exc}")
         if rl.number > getattr(crls.get(rl.agency), "number", -1):
             crls[rl.agency] = rl
+    signing_key = None
+    if cfg.get("relay_key"):
+        passphrase = os.environ.get(cfg["passphrase_env"]) if cfg.get("passphrase_env") else None
+        key_id, signing_key = load_relay_key(cfg["relay_key"], passphrase)
+        if key_id != str(cfg.get("relay_id", "relay")):
+            raise ConfigError(f"relay key {cfg['relay_key']} is for {key_id!r}, not relay_id")
     limits = cfg.get("limits", {}) or {}
     config = RelayConfig(
         relay_id=str(cfg.get("relay_id", "relay")),
+        signing_key=signing_key,
         max_talk_time=float(cfg.get("max_talk_time", 60)),
         message_ttl=float(cfg.get("message_ttl", 7 * 86400)),
         control_rate=float(limits.get("control_rate", 50)),

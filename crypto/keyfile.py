@@ -128,6 +128,23 @@ def load_root(path: str | os.PathLike[str], passphrase: str | None) -> AgencyRoo
         raise KeyFileError(f"{path}: damaged agency root key material")
 
 
+def save_relay_key(
+    path: str | os.PathLike[str], relay_id: str, key: SigningKey, passphrase: str | None
+) -> None:
+    """A relay's Ed25519 identity key: it signs every welcome so devices can pin the relay."""
+    write_private(path, seal_keyfile("relay", relay_id, {"sign": b64e(key.to_bytes())}, passphrase))
+
+
+def load_relay_key(path: str | os.PathLike[str], passphrase: str | None) -> tuple[str, SigningKey]:
+    kind, name, material = open_keyfile(read_private(path), passphrase)
+    if kind != "relay":
+        raise KeyFileError(f"{path} is a {kind} key file, not a relay key")
+    try:
+        return name, SigningKey.from_bytes(b64d(material["sign"]))
+    except (KeyError, TypeError, ValueError, VerificationError):
+        raise KeyFileError(f"{path}: damaged relay key material")
+
+
 def save_device(
     path: str | os.PathLike[str], device: str, keys: DeviceKeys, passphrase: str | None
 ) -> None:

@@ -415,3 +415,17 @@ def test_public_outputs_never_replace_special_files_or_links(tmp_path: Path, cb)
     assert (tmp_path / "link.pub").is_symlink()
     assert json.loads((tmp_path / "real.pub").read_text())["agency"] == "us-cbp"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pub", "real.pub", "us.key"]
+
+
+def test_relay_identity_key(tmp_path: Path, cb) -> None:
+    from crypto.encoding import b64d
+    from crypto.keyfile import load_relay_key
+
+    code, out, _ = cb("keys", "relay", "--id", "relay-blaine-1", "--out", "relay.key")
+    assert code == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "relay.key").st_mode) == 0o600
+    line = next(x for x in out.splitlines() if x.startswith("relay_key for endpoint configs:"))
+    relay_id, key = load_relay_key(tmp_path / "relay.key", None)
+    assert relay_id == "relay-blaine-1" and b64d(line.split(": ")[1]) == key.public.raw
+    code, _, err = cb("keys", "relay", "--id", "relay-blaine-1", "--out", "relay.key")
+    assert code == 2 and "refusing to overwrite" in err

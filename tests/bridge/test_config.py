@@ -19,6 +19,7 @@ def test_example_relay_config_loads() -> None:
     assert cfg["trust_bundle"] == EXAMPLES / "trust.json"
     assert cfg["tls_cert"] == EXAMPLES / "tls" / "relay.crt"
     assert len(cfg["revocation_lists"]) == 3 and cfg["udp_port"] == 8444
+    assert cfg["relay_key"] == EXAMPLES / "relay.key"
 
 
 def test_example_endpoint_config_loads() -> None:

@@ -281,3 +281,33 @@ async def test_endpoint_command_runs_against_relay(tmp_path: Path, world: World)
         relay.stop()
     assert "event=channel" in out and "event=message" in out, out
     assert "secret words" not in out  # the log carries metadata, never content
+
+
+async def test_pinned_relay_identity(tmp_path: Path, world: World) -> None:
+    """Mutual authentication: a device that pins the relay's key accepts only that relay."""
+    from crypto.keyfile import save_relay_key
+    from crypto.keys import SigningKey
+
+    key = SigningKey.generate()
+    save_relay_key(tmp_path / "relay.key", "test-relay", key, None)
+    relay = RelayProcess(tmp_path, world, relay_key=str(tmp_path / "relay.key"))
+    relay.start()
+    d = world.devices["ca-rcmp/vessel-1"]
+    good = Endpoint(
+        d.cred, d.keys, world.trust, relay.url, str(tmp_path / "good.db"), relay_key=key.public
+    )
+    impostor_pin = SigningKey.generate().public  # what an impostor relay would not match
+    bad = Endpoint(
+        d.cred, d.keys, world.trust, relay.url, str(tmp_path / "bad.db"), relay_key=impostor_pin
+    )
+    try:
+        await good.start()
+        await good.wait_connected(15)
+        await good.stop()
+        await bad.start()
+        err = await next_event(bad, ev.Error, timeout=10)
+        assert err.code == "relay-not-authentic"
+        assert not bad.connected.is_set()
+    finally:
+        await bad.stop()
+        relay.stop()
