@@ -312,6 +312,8 @@ class Endpoint:
             await self._on_deliver(msg, now)
         elif t == "channel":
             self._set_channel_no(msg["ch"], msg["no"])
+        elif t == "channel-closed":
+            self._close_channel(msg["ch"])
         elif t == "floor":
             self._on_floor(msg)
         elif t == "floor-state":
@@ -426,6 +428,16 @@ class Endpoint:
         roster = {e.device: e.role for e in commit.roster}
         self._emit(ev.ChannelUpdated(ch, commit.name, commit.epoch, roster, member.removed))
 
+    def _close_channel(self, ch: str) -> None:
+        """The relay says the channel expired; we stop sending once its commit says so too."""
+        member = self.channels.get(ch)
+        c = member.last_commit if member else None
+        if c is not None and time.time() >= c.expires:
+            self.channels.pop(ch, None)
+            self.floor.pop(ch, None)
+            roster = {e.device: e.role for e in c.roster}
+            self._emit(ev.ChannelUpdated(ch, c.name, c.epoch, roster, True))
+
     def _on_data(self, ch: str, msg_id: str, frame: bytes, now: float) -> None:
         if self.state.seen(msg_id):
             return
@@ -477,6 +489,8 @@ class Endpoint:
     def send_voice(self, ch: str, payload: bytes) -> None:
         """Encrypt and send one voice frame (the caller should hold the floor)."""
         member = self.channels[ch]
+        if member.last_commit is not None and time.time() >= member.last_commit.expires:
+            raise NotPermittedError(f"channel {ch} has expired")
         frame = member.protect(payload, CONTEXT_VOICE)
         ctr = decode_header(frame)[1]
         burst = self._bursts.get(ch)

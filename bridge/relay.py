@@ -220,7 +220,7 @@ class RelayCore:
         raw = self.store.get_state("channels")
         for ch in json.loads(raw) if raw else []:
             blob = self.store.get_state(f"channel:{ch}")
-            if blob is None:
+            if not blob:
                 continue
             bundle = CommitBundle.decode(blob)
             self._install(bundle.commit)
@@ -711,14 +711,45 @@ class RelayCore:
 
     def handle_timer(self, now: float) -> Outcome:
         out = Outcome()
+        expired = []
         for chan in self.channels.values():
+            if now >= chan.head.expires:
+                expired.append(chan)
+                continue
             t = chan.floor.get_timer()
             if t is not None and now >= t:
                 out.extend(self._floor_events(chan, chan.floor.handle_timer(now), now))
+        if expired:
+            out.extend(self._tear_down(expired, now))
+        return out
+
+    def _tear_down(self, expired: list[Channel], now: float) -> Outcome:
+        """Channels tear themselves down at their expiry: no more routing, members told."""
+        out = Outcome()
+        for chan in expired:
+            del self.channels[chan.id]
+            del self.by_no[chan.no]
+            closed = p.control(
+                "channel-closed", ch=chan.id, epoch=chan.head.epoch, reason="expired"
+            )
+            out.sends += [
+                (self.by_device[d].id, closed) for d in chan.members if d in self.by_device
+            ]
+            self._audit("channel-expired", now, channel=chan.id, epoch=chan.head.epoch)
+        remaining = json.dumps(sorted(self.channels)).encode()
+        ids = [c.id for c in expired]
+
+        def forget() -> None:
+            self.store.put_state("channels", remaining)
+            for ch in ids:
+                self.store.put_state(f"channel:{ch}", b"")
+
+        out.job = Job(forget, lambda _r: Outcome())
         return out
 
     def next_timer(self) -> float | None:
         times = [t for c in self.channels.values() if (t := c.floor.get_timer()) is not None]
+        times += [float(c.head.expires) for c in self.channels.values()]
         return min(times) if times else None
 
     # -- media (the hot path) ------------------------------------------------------------------

@@ -207,3 +207,33 @@ def test_parser_fuzz_only_protocol_errors(data: str | bytes) -> None:
 def test_udp_junk_is_dropped(data: bytes) -> None:
     core = RelayCore(make_world().trust, MemoryStore(), NullAudit())
     assert core.udp_datagram(bytes([0xCB]) + data, ("127.0.0.1", 9), NOW) is None
+
+
+def test_channels_tear_themselves_down_at_expiry(setup) -> None:  # type: ignore[no-untyped-def]
+    w, (a, b, v, o), core, sids = setup
+    from crypto.channel import create_commit
+
+    bundle, _ = create_commit(
+        issuer=a.cred,
+        issuer_keys=a.keys,
+        channel="short",
+        name="Short",
+        agreement=w.agreement,
+        members=[(a.cred, "dispatcher"), (v.cred, "member")],
+        previous=None,
+        expires=NOW + 60,
+        now=NOW,
+    )
+    run(core, core.handle(sids[a.id], commit_msg(bundle), NOW))
+    chan = core.channels["short"]
+    assert core.next_timer() == NOW + 60
+    assert run(core, core.handle_timer(NOW + 59)) == []
+    sends = run(core, core.handle_timer(NOW + 60))
+    closed = {sid for sid, m in sends if m["t"] == "channel-closed" and m["ch"] == "short"}
+    assert closed == {sids[a.id], sids[v.id]}
+    assert "short" not in core.channels and chan.no not in core.by_no
+    sv = core.sessions[sids[v.id]]
+    assert core.route(sv, chan.no, b"\x00" * 40, NOW + 61) is None
+    # A relay restarted from the same store does not bring it back.
+    again = RelayCore(w.trust, core.store, NullAudit())
+    assert "short" not in again.channels
