@@ -36,7 +36,7 @@ from crypto.agreement import Agreement, RevocationList
 from crypto.channel import Commit, CommitBundle, create_commit
 from crypto.encoding import signing_input
 from crypto.errors import CryptoError, DecryptError, VerificationError
-from crypto.group import CONTEXT_VOICE, ChannelMember
+from crypto.group import CONTEXT_VOICE, ChannelMember, NotPermittedError
 from crypto.identity import Credential, DeviceKeys, TrustBundle, verify_credential
 from crypto.keys import VerifyKey
 from crypto.messages import BurstHasher, BurstSeal, SignedMessage
