@@ -205,6 +205,7 @@ class RelayCore:
         self.channels: dict[str, Channel] = {}
         self.by_no: dict[int, Channel] = {}
         self.metrics = Metrics()
+        self.directory: dict[str, bytes] = {}  # credentials seen since start (public)
         self._next_sid = 1
         self._load_channels()
 
@@ -315,6 +316,7 @@ class RelayCore:
                 )
             )
         s.device, s.cred = cred.device, cred
+        self.directory[cred.device] = cred.encode()  # persisted by the job below
         s.token, s.udp_key = os.urandom(p.TOKEN_LEN), os.urandom(32)
         self.by_device[cred.device] = s
         self.by_token[s.token] = s
@@ -403,7 +405,7 @@ class RelayCore:
         found = []
         for device in msg["devices"][:1000]:
             if isinstance(device, str):
-                blob = self.store.get_state(f"cred:{device}")
+                blob = self.directory.get(device) or self.store.get_state(f"cred:{device}")
                 if blob is not None:
                     found.append(json.loads(blob))
         return Outcome([(s.id, p.control("directory", credentials=found, rid=msg.get("rid")))])

@@ -215,6 +215,9 @@ async def test_endpoint_restart_keeps_membership_and_never_reuses_a_counter(
     disp = await endpoint(relay, world, world.devices["us-cbp/dispatch-1"], tmp_path)
     vessel = await endpoint(relay, world, world.devices["ca-rcmp/vessel-1"], tmp_path)
     try:
+        # The relay's directory hands out credentials; the endpoint verifies them itself.
+        found = await disp.lookup([vessel.device, "us-cbp/nobody"])
+        assert list(found) == [vessel.device] and found[vessel.device] == vessel.cred
         await disp.commit(CH, roster(world, disp.device, vessel.device), agreement=world.agreement)
         await next_event(vessel, ev.ChannelUpdated)
         await talk(vessel, CH, [b"before-%d" % i for i in range(5)])
