@@ -32,8 +32,6 @@ import json
 import logging
 import os
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from crypto.agreement import RevocationList, verify_revocation_list
@@ -42,25 +40,29 @@ from crypto.encoding import signing_input
 from crypto.errors import CrossbandError, DecryptError, Refusal, VerificationError
 from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, EPOCH_BITS, split_kid
 from crypto.identity import Credential, TrustBundle, verify_credential
-from crypto.keys import SigningKey
 from crypto.sframe import decode_header
 
 from . import protocol as p
 from .errors import ProtocolError
 from .floor import (
-    EmergencyCleared,
-    EmergencyStarted,
     Event,
     FloorControl,
-    FloorDenied,
-    FloorGranted,
-    FloorIdle,
-    FloorQueued,
-    FloorReleased,
-    FloorRevoked,
     Priority,
 )
+from .floor_wire import floor_event_fields, floor_state_message
 from .ratelimit import TokenBucket
+from .relay_state import (
+    Channel,
+    Job,
+    Metrics,
+    Outcome,
+    RelayConfig,
+    Send,
+    Session,
+    render_metrics,
+)
+
+__all__ = ["AUTH_DOMAIN", "Job", "Outcome", "RelayConfig", "RelayCore", "Send", "relay_proof"]
 
 log = logging.getLogger("crossband.relay")
 
@@ -70,100 +72,6 @@ BACKLOG_PAGE = 200
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
 _CH = struct.Struct(">I")
 _PRIORITIES = {"normal": Priority.NORMAL, "high": Priority.HIGH, "emergency": Priority.EMERGENCY}
-
-Send = tuple[int, str]  # (session id, control message)
-
-
-@dataclass
-class Job:
-    """A store call for the driver to run off the event loop, then hand back."""
-
-    fn: Callable[[], Any]
-    then: Callable[[Any], Outcome]
-
-
-@dataclass
-class Outcome:
-    sends: list[Send] = field(default_factory=list)
-    close: list[tuple[int, str]] = field(default_factory=list)
-    job: Job | None = None
-
-    def extend(self, other: Outcome) -> Outcome:
-        self.sends += other.sends
-        self.close += other.close
-        if other.job is not None:
-            assert self.job is None, "one job per outcome"
-            self.job = other.job
-        return self
-
-
-@dataclass
-class RelayConfig:
-    relay_id: str = "relay"
-    udp_port: int | None = None
-    signing_key: SigningKey | None = None  # the relay's identity: signs every welcome
-    max_talk_time: float = 60.0
-    emergency_max_talk_time: float | None = None
-    message_ttl: float = 7 * 86400.0
-    control_rate: float = 50.0
-    control_burst: float = 200.0
-    media_rate: float = 120.0
-    media_burst: float = 240.0
-
-
-@dataclass(eq=False)
-class Session:
-    id: int
-    nonce: bytes
-    opened: float
-    control_rate: TokenBucket
-    media_rate: TokenBucket
-    device: str | None = None
-    cred: Credential | None = None
-    token: bytes = b""
-    udp_key: bytes = b""
-    udp_addr: tuple[str, int] | None = None
-    synced: bool = False
-    delivered: int = 0
-
-
-@dataclass(eq=False)
-class Channel:
-    id: str
-    no: int
-    head: Commit
-    floor: FloorControl
-    # epoch bits -> sender index -> device, for the head and the epochs still in grace
-    senders: dict[int, dict[int, str]] = field(default_factory=dict)
-    members: frozenset[str] = frozenset()
-
-    def install(self, commit: Commit) -> None:
-        ebits = commit.epoch & _EPOCH_MASK
-        prev = self.head.epoch & _EPOCH_MASK if self.head is not commit else None
-        keep = {prev: self.senders[prev]} if prev is not None and prev in self.senders else {}
-        keep[ebits] = {e.index: e.device for e in commit.roster if e.index is not None}
-        self.senders = keep
-        self.head = commit
-        self.members = frozenset(e.device for e in commit.roster)
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.c: dict[str, int] = {
-            "frames_in": 0,
-            "frames_out": 0,
-            "frames_dropped": 0,
-            "floor_grants": 0,
-            "messages_accepted": 0,
-            "commits_accepted": 0,
-            "auth_refused": 0,
-            "protocol_errors": 0,
-        }
-        self.dropped: dict[str, int] = {}
-
-    def drop(self, reason: str) -> None:
-        self.c["frames_dropped"] += 1
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 def relay_proof(challenge: str, relay_id: str, device: str, nonce: str) -> bytes:
@@ -638,7 +546,7 @@ class RelayCore:
         if priority is None:
             raise ProtocolError(p.Codes.MALFORMED, "priority")
         events = chan.floor.request(s.device, priority, now, may_talk=chan.head.may_send(s.device))
-        return self._floor_events(chan, events, now, requester=s)
+        return self._floor_events(chan, events, now)
 
     def _on_floor_release(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
         chan = self._member(s, msg["ch"])
@@ -655,45 +563,15 @@ class RelayCore:
     # -- floor -------------------------------------------------------------------------------
 
     def _floor_state(self, chan: Channel) -> str:
-        snap = chan.floor.snapshot()
-        return p.control(
-            "floor-state",
-            ch=chan.id,
-            holder=snap.holder,
-            priority=snap.priority.name.lower() if snap.priority is not None else None,
-            since=snap.since,
-            emergency=snap.emergency,
-            emergency_by=snap.emergency_by,
-        )
+        return floor_state_message(chan.id, chan.floor.snapshot())
 
-    def _floor_events(
-        self, chan: Channel, events: list[Event], now: float, requester: Session | None = None
-    ) -> Outcome:
+    def _floor_events(self, chan: Channel, events: list[Event], now: float) -> Outcome:
         out = Outcome()
         online = [self.by_device[d].id for d in chan.members if d in self.by_device]
-        for ev in events:
-            fields: dict[str, Any] = {"ch": chan.id}
-            private = False
-            match ev:
-                case FloorGranted(device=d, priority=pr):
-                    fields.update(event="granted", device=d, priority=pr.name.lower())
-                    self.metrics.c["floor_grants"] += 1
-                case FloorDenied(device=d, reason=r):
-                    fields.update(event="denied", device=d, reason=r)
-                    private = True
-                case FloorQueued(device=d, position=pos):
-                    fields.update(event="queued", device=d, position=pos)
-                    private = True
-                case FloorReleased(device=d):
-                    fields.update(event="released", device=d)
-                case FloorRevoked(device=d, reason=r):
-                    fields.update(event="revoked", device=d, reason=r)
-                case EmergencyStarted(device=d):
-                    fields.update(event="emergency", device=d, active=True)
-                case EmergencyCleared(device=d):
-                    fields.update(event="emergency", device=d, active=False)
-                case FloorIdle():
-                    fields.update(event="idle", device=None)
+        for event in events:
+            fields, private = floor_event_fields(chan.id, event)
+            if fields["event"] == "granted":
+                self.metrics.c["floor_grants"] += 1
             self._audit(
                 "floor",
                 now,
@@ -823,25 +701,10 @@ class RelayCore:
         return frame, targets[0], targets[1]
 
     def metrics_text(self, depth: int) -> str:
-        m = self.metrics.c
-        lines = [
-            "# TYPE crossband_connections gauge",
-            f"crossband_connections {len(self.sessions)}",
-            "# TYPE crossband_authenticated gauge",
-            f"crossband_authenticated {len(self.by_device)}",
-            "# TYPE crossband_channels gauge",
-            f"crossband_channels {len(self.channels)}",
-            "# TYPE crossband_store_queue_depth gauge",
-            f"crossband_store_queue_depth {depth}",
-        ]
-        for name, value in m.items():
-            lines += [f"# TYPE crossband_{name}_total counter", f"crossband_{name}_total {value}"]
-        lines.append("# TYPE crossband_frames_dropped_by_reason_total counter")
-        for reason, value in sorted(self.metrics.dropped.items()):
-            lines.append(f'crossband_frames_dropped_by_reason_total{{reason="{reason}"}} {value}')
-        lines.append("# TYPE crossband_floor_emergency gauge")
-        for chan in self.channels.values():
-            lines.append(
-                f'crossband_floor_emergency{{channel="{chan.id}"}} {int(chan.floor.emergency)}'
-            )
-        return "\n".join(lines) + "\n"
+        return render_metrics(
+            self.metrics,
+            len(self.sessions),
+            len(self.by_device),
+            list(self.channels.values()),
+            depth,
+        )
