@@ -544,40 +544,73 @@ class Endpoint:
         name: str | None = None,
         expires: int | None = None,
         timeout: float = 10.0,
+        rebase_attempts: int = 2,
     ) -> Commit:
-        """Create the channel (epoch 1) or move it to a new roster (next epoch)."""
+        """Create the channel (epoch 1) or move it to ``members`` (the next epoch).
+
+        If another dispatcher's commit for the same epoch won at the relay, this waits until
+        that commit reached us (and was verified), then builds ours on top of it and tries again
+        (``rebase_attempts`` times): the roster given here is the one that ends up current."""
+        for attempt in range(rebase_attempts + 1):
+            bundle = self._build_commit(ch, members, agreement, name, expires)
+            c = bundle.commit
+            try:
+                await self._request(
+                    ("commit", ch, c.epoch),
+                    p.control("commit", bundle=_b64(bundle.encode())),
+                    timeout,
+                )
+            except RelayError as exc:
+                if exc.code != p.Codes.REBASE or attempt == rebase_attempts:
+                    raise
+                await self._wait_for_epoch(ch, c.epoch, timeout)
+                continue
+            # Accepted: follow it now (the relay's delivery of the same commit is then skipped).
+            current = self.channels.get(ch)
+            last = current.last_commit if current is not None else None
+            if last is None or last.epoch < c.epoch:
+                self._apply_commit(bundle, time.time())
+            return c
+        raise AssertionError("unreachable")
+
+    def _build_commit(
+        self,
+        ch: str,
+        members: list[tuple[Credential, str]],
+        agreement: Agreement | None,
+        name: str | None,
+        expires: int | None,
+    ) -> CommitBundle:
         member = self.channels.get(ch)
         previous = member.last_commit if member else None
-        if previous is None and agreement is None:
+        agreement = agreement or (member.agreement if member else None)
+        if agreement is None:
             raise ValueError("a new channel needs an agreement")
         now = int(time.time())
-        current_agreement = agreement
-        if current_agreement is None:
-            assert member is not None
-            bundle_agreement = member._epochs[-1].bundle.agreement if member._epochs else None
-            current_agreement = bundle_agreement
-        if current_agreement is None:
-            raise ValueError("no agreement known for this channel")
         bundle, _secret = create_commit(
             issuer=self.cred,
             issuer_keys=self._keys,
             channel=ch,
             name=name or (previous.name if previous else ch),
-            agreement=current_agreement,
+            agreement=agreement,
             members=members,
             previous=previous,
             expires=expires or (previous.expires if previous else now + 86400),
             now=now,
         )
-        c = bundle.commit
-        await self._request(
-            ("commit", ch, c.epoch), p.control("commit", bundle=_b64(bundle.encode())), timeout
-        )
-        # Accepted: follow it now (the relay's delivery of the same commit is then skipped).
-        current = self.channels.get(ch)
-        if current is None or current.last_commit is None or current.last_commit.epoch < c.epoch:
-            self._apply_commit(bundle, time.time())
-        return c
+        return bundle
+
+    async def _wait_for_epoch(self, ch: str, epoch: int, timeout: float) -> None:
+        """Until the commit that took ``epoch`` has been delivered to us and verified."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            member = self.channels.get(ch)
+            if member is not None and member.last_commit is not None:
+                if member.last_commit.epoch >= epoch:
+                    return
+            await asyncio.sleep(0.02)
+        raise RelayError(p.Codes.REBASE, f"the winning commit for epoch {epoch} never arrived")
 
     async def request_floor(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> str:
         """Ask for the floor; returns the relay's first answer: 'granted', 'queued', 'denied'.

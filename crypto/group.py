@@ -30,7 +30,7 @@ from typing import NamedTuple
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-from .agreement import RevocationList
+from .agreement import Agreement, RevocationList
 from .channel import (
     SENDER_BITS,
     Commit,
@@ -154,6 +154,11 @@ class ChannelMember:
     @property
     def commit(self) -> Commit | None:
         return self.last_commit
+
+    @property
+    def agreement(self) -> Agreement | None:
+        """The agreement the newest verified commit cites (with every party's signature)."""
+        return self._epochs[-1].bundle.agreement if self._epochs else None
 
     def credential(self, device: str) -> Credential | None:
         for ep in reversed(self._epochs):

@@ -291,3 +291,28 @@ async def test_relay_never_holds_plaintext(
             assert form not in data, f"plaintext found in {path.name}"
     assert (relay.dir / "relay.db").stat().st_size > 0
     assert b"message" in (relay.dir / "audit.log").read_bytes()
+
+
+async def test_concurrent_commits_one_wins_the_other_rebases(
+    relay: RelayProcess, world: World, tmp_path: Path
+) -> None:
+    names = ("us-cbp/dispatch-1", "ca-rcmp/dispatch-2", "ca-rcmp/vessel-1", "us-cbp/gw-blaine")
+    eps = await open_all(relay, world, tmp_path, names)
+    us, ca, vessel, gw = (eps[n] for n in names)
+    try:
+        await us.commit(CH, roster(world, *names[:3]), agreement=world.agreement)
+        for ep in (ca, vessel):
+            await next_event(ep, ev.ChannelUpdated, channel=CH, epoch=1)
+        # Both dispatchers change the roster at the same moment, each from epoch 1.
+        add_gw = roster(world, *names)
+        drop_vessel = roster(world, names[0], names[1], names[3])
+        first, second = await asyncio.gather(us.commit(CH, add_gw), ca.commit(CH, drop_vessel))
+        assert sorted([first.epoch, second.epoch]) == [2, 3]
+        last = max((first, second), key=lambda c: c.epoch)
+        # Everyone still in the channel converges on the same verified head.
+        for ep in (us, ca, gw):
+            await next_event(ep, ev.ChannelUpdated, channel=CH, epoch=3, timeout=10)
+            assert ep.channels[CH].last_commit.hash == last.hash
+    finally:
+        for ep in eps.values():
+            await ep.stop()
