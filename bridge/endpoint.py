@@ -132,6 +132,7 @@ class Endpoint:
                 "voice_undecryptable",
                 "messages_sent",
                 "messages_received",
+                "malformed_from_relay",
             ),
             0,
         )
@@ -182,7 +183,9 @@ class Endpoint:
             try:
                 await self._session()
                 delay = 0.2
-            except (TimeoutError, aiohttp.ClientError, OSError, RelayError) as exc:
+            except Exception as exc:  # whatever happened, the endpoint must come back
+                if not isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | RelayError):
+                    log.exception("event=session-failed")
                 if isinstance(exc, RelayError) and exc.code == RELAY_NOT_AUTHENTIC:
                     self._emit(ev.Error(exc.code, exc.detail))  # keep trying: may be transient
                 elif isinstance(exc, RelayError) and exc.code in (
@@ -239,7 +242,7 @@ class Endpoint:
             await self._on_welcome(welcome)
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
-                    await self._on_control(json.loads(msg.data))
+                    await self._on_relay_text(msg.data)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     data = msg.data
                     if len(data) > 5 and data[0] == p.WS_MEDIA_DOWN:
@@ -250,8 +253,6 @@ class Endpoint:
                     aiohttp.WSMsgType.ERROR,
                 ):
                     break
-            if ws.close_code == 4000 and (ws.exception() is None):
-                pass
         self._ws = None
 
     def _check_relay(self, welcome: dict[str, Any], challenge: dict[str, Any], nonce: str) -> None:
@@ -304,6 +305,19 @@ class Endpoint:
             raise RelayError("not-connected", "the connection to the relay dropped")
 
     # -- incoming control --------------------------------------------------------------------
+
+    async def _on_relay_text(self, data: str) -> None:
+        """One control message from the relay. The relay is not trusted: anything malformed
+        is counted and reported, and never ends the connection or the endpoint."""
+        try:
+            msg = json.loads(data)
+            if not isinstance(msg, dict):
+                raise ValueError("not an object")
+            await self._on_control(msg)
+        except (ValueError, KeyError, TypeError, AttributeError, CryptoError):
+            self.stats["malformed_from_relay"] += 1
+            log.warning("event=malformed-from-relay")
+            self._emit(ev.Error("malformed-from-relay", "a relay message was ignored"))
 
     async def _on_control(self, msg: dict[str, Any]) -> None:
         t = msg.get("t")
