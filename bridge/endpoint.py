@@ -117,6 +117,7 @@ class Endpoint:
         self._udp_key = b""
         self._waiters: dict[Any, asyncio.Future[Any]] = {}
         self._floor_answers: dict[str, asyncio.Queue[str]] = {}
+        self._commit_lock = asyncio.Lock()
         self._outbox: dict[str, str] = {}  # msg id -> control message, until accepted
         self._acked = 0
         self._delivered = 0
@@ -412,14 +413,7 @@ class Endpoint:
         body = base64.b64decode(msg["body"])
         try:
             if kind == "commit":
-                bundle = CommitBundle.decode(body)
-                member = self.channels.get(bundle.commit.channel)
-                if (
-                    member is None
-                    or member.last_commit is None
-                    or bundle.commit.epoch > member.last_commit.epoch
-                ):
-                    self._apply_commit(bundle, now)
+                await self._apply_commit_off_loop(CommitBundle.decode(body), now)
             elif kind == "msg":
                 self._on_data(ch, msg["id"], body, now)
         except (CryptoError, ValueError, KeyError) as exc:
@@ -431,11 +425,33 @@ class Endpoint:
             self._acked = seq
 
     def _apply_commit(self, bundle: CommitBundle, now: float, persist: bool = True) -> None:
-        ch = bundle.commit.channel
+        member = self._member_for(bundle.commit.channel)
+        self._installed(
+            member, member.process_commit(bundle, now, self.revocations), bundle, persist
+        )
+
+    async def _apply_commit_off_loop(self, bundle: CommitBundle, now: float) -> None:
+        """Verify a commit on a worker thread (hundreds of credentials: ~100 ms), so voice
+        playout on this loop does not stall; then install it here. One at a time, and a
+        commit we already follow (our own, delivered back to us) is skipped."""
+        async with self._commit_lock:
+            member = self._member_for(bundle.commit.channel)
+            last = member.last_commit
+            if last is not None and bundle.commit.epoch <= last.epoch:
+                return
+            prepared = await asyncio.to_thread(member.prepare_commit, bundle, now, self.revocations)
+            self._installed(member, member.install(prepared, now), bundle, persist=True)
+
+    def _member_for(self, ch: str) -> ChannelMember:
         member = self.channels.get(ch)
         if member is None:
             member = ChannelMember(self.device, self._keys, self.trust, self.state)
-        commit = member.process_commit(bundle, now, self.revocations)
+        return member
+
+    def _installed(
+        self, member: ChannelMember, commit: Commit, bundle: CommitBundle, persist: bool
+    ) -> None:
+        ch = commit.channel
         self.channels[ch] = member
         if persist:
             self.state.save_commit(ch, commit.epoch, bundle.encode())
@@ -580,10 +596,7 @@ class Endpoint:
                 await self._wait_for_epoch(ch, c.epoch, timeout)
                 continue
             # Accepted: follow it now (the relay's delivery of the same commit is then skipped).
-            current = self.channels.get(ch)
-            last = current.last_commit if current is not None else None
-            if last is None or last.epoch < c.epoch:
-                self._apply_commit(bundle, time.time())
+            await self._apply_commit_off_loop(bundle, time.time())
             return c
         raise AssertionError("unreachable")
 

@@ -81,6 +81,18 @@ class Received(NamedTuple):
         )
 
 
+class PreparedCommit(NamedTuple):
+    """A verified commit and our opened epoch secret (None: the commit leaves us out)."""
+
+    bundle: CommitBundle
+    commit: Commit
+    previous: Commit | None
+    secret: bytes | None
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"PreparedCommit(channel={self.commit.channel!r}, epoch={self.commit.epoch})"
+
+
 class NotPermittedError(CryptoError):
     """Local misuse: this device may not send in this channel (observer, removed, no epoch)."""
 
@@ -174,15 +186,22 @@ class ChannelMember:
         revocations: dict[str, RevocationList] | None = None,
     ) -> Commit:
         """Verify ``bundle`` and move to its epoch; raises VerificationError on any refusal."""
-        commit = verify_commit(
-            bundle, self._trust, now, previous=self.last_commit, revocations=revocations
-        )
-        entry = commit.entry(self.device)
-        if entry is None:
-            self.last_commit = commit
-            self.removed = True
-            self._retire_all(now)
-            return commit
+        return self.install(self.prepare_commit(bundle, now, revocations), now)
+
+    def prepare_commit(
+        self,
+        bundle: CommitBundle,
+        now: float,
+        revocations: dict[str, RevocationList] | None = None,
+    ) -> PreparedCommit:
+        """Every check, and the opening of our sealed secret, without changing any state.
+
+        This is the expensive half (a 500-member commit is ~100 ms): an I/O layer may run it
+        on a worker thread and then call :meth:`install` on its own thread."""
+        previous = self.last_commit
+        commit = verify_commit(bundle, self._trust, now, previous=previous, revocations=revocations)
+        if commit.entry(self.device) is None:
+            return PreparedCommit(bundle, commit, previous, None)
         sealed = bundle.sealed.get(self.device)
         if sealed is None:
             raise VerificationError(Refusal.NOT_A_MEMBER, "no epoch secret sealed to us")
@@ -196,17 +215,26 @@ class ChannelMember:
             key_confirmation(secret, commit.channel, commit.epoch), commit.confirm
         ):
             raise VerificationError(Refusal.KEY_CONFIRMATION, "epoch secret does not match")
+        return PreparedCommit(bundle, commit, previous, secret)
+
+    def install(self, prepared: PreparedCommit, now: float) -> Commit:
+        """Move to a prepared commit's epoch (cheap). Refused if the chain moved meanwhile."""
+        if prepared.previous is not self.last_commit:
+            raise VerificationError(Refusal.WRONG_PREVIOUS, "another commit was installed first")
+        commit = prepared.commit
         self._retire_all(now)
-        new = _Epoch(bundle, secret)
+        self.last_commit = commit
+        if prepared.secret is None:  # a commit without us: we are out from this epoch on
+            self.removed = True
+            return commit
         # Never keep two epochs whose KIDs would collide in the epoch bits.
         self._epochs = [
             e
             for e in self._epochs
             if (e.commit.epoch & _EPOCH_MASK) != (commit.epoch & _EPOCH_MASK)
         ]
-        self._epochs.append(new)
+        self._epochs.append(_Epoch(prepared.bundle, prepared.secret))
         self._send = {}
-        self.last_commit = commit
         self.removed = False
         return commit
 

@@ -217,3 +217,19 @@ def test_counter_reserved_before_use() -> None:
     assert used == list(range(15)) and store.load("k") == 20
     again = SendCounter(store, "k", block=10)  # restart: resumes past everything reserved
     assert again.next() == 20
+
+
+def test_prepare_then_install_and_a_stale_preparation_is_refused(net) -> None:  # type: ignore[no-untyped-def]
+    w, (disp, boat, gw, obs), m, b1 = net
+    b2 = w.commit(disp, [(disp, "dispatcher"), (boat, "member")], b1)
+    rx = m[boat.id]
+    prepared = rx.prepare_commit(b2, NOW + 1)
+    assert "secret" not in repr(prepared) and rx.epoch == 1  # nothing changed yet
+    assert rx.install(prepared, NOW + 1).epoch == 2 and rx.epoch == 2
+    with pytest.raises(VerificationError) as e:  # prepared against epoch 1, chain moved
+        rx.install(prepared, NOW + 1)
+    assert e.value.code is Refusal.WRONG_PREVIOUS
+    out = m[gw.id].prepare_commit(b2, NOW + 1)
+    assert out.secret is None
+    m[gw.id].install(out, NOW + 1)
+    assert m[gw.id].removed
