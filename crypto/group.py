@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 :meth:`ChannelMember.process_commit` (or its two halves, :meth:`~ChannelMember.prepare_commit`
 then :meth:`~ChannelMember.install`, so that an I/O layer can verify on a worker thread) is the
-only way keys enter: the member verifies the commit itself (:func:`~crypto.channel.verify_commit` against its own trust bundle and its own record of
+only way keys enter: the member verifies the commit itself
+(:func:`~crypto.channel.verify_commit` against its own trust bundle and its own record of
 the previous commit), opens the epoch secret sealed to its HPKE key, and checks the key
 confirmation in the signed commit. A commit that leaves this device out marks it removed: it
 derives nothing for that epoch.
