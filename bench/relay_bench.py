@@ -589,6 +589,8 @@ class Bench:
             self.add(2, Row(f"   relay (media run) {line.split(':')[0]}", line.split(": ", 1)[1]))
         for line in self.relay.log_lines("gc pause"):
             print(f"  relay {line}")
+        for line in self.relay.log_lines("loop stall"):
+            print(f"  relay {line}")
         for x in (x for c in chans for x in (c.conn, *c.conns) if x is not None):
             self.pump.remove(x)
             x.close()

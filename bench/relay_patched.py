@@ -9,6 +9,7 @@ pause log, which only observes).
 
 - ``gclog``: record every garbage-collector pause (``gc.callbacks``) and print a summary to
   the relay log at exit. Observes only.
+- ``looplag``: log every stall of the relay's event loop over 5 ms. Observes only.
 - ``gcfreeze``: after start-up, ``gc.freeze()`` the long-lived heap and raise the gen-0
   threshold, so full collections no longer walk every session, channel and aiohttp object.
 - ``audit-thread``: ``RelayCore._audit`` hands the record to one dedicated writer thread
@@ -59,6 +60,39 @@ def _gclog() -> None:
             if t >= 0.010:
                 stamp = time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
                 print(f"gc pause at {stamp}: gen{g} {t * 1e3:.1f} ms", flush=True)
+
+    atexit.register(summary)
+
+
+def _looplag() -> None:
+    """Observe only: log every event-loop stall over 5 ms (when, how long) at exit."""
+    from bridge import relay_server as rs
+
+    stalls: list[tuple[float, float]] = []
+    original = rs.RelayServer.start
+
+    async def watch() -> None:
+        import asyncio
+
+        while True:
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.002)
+            lag = time.perf_counter() - t0 - 0.002
+            if lag > 0.005:
+                stalls.append((time.time(), lag))
+
+    async def start(self: Any) -> None:
+        import asyncio
+
+        await original(self)
+        self._lag_task = asyncio.get_running_loop().create_task(watch())
+
+    rs.RelayServer.start = start  # type: ignore[method-assign]
+
+    def summary() -> None:
+        for at, lag in stalls:
+            stamp = time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at % 1 * 1000):03d}"
+            print(f"loop stall at {stamp}: {lag * 1e3:.1f} ms", flush=True)
 
     atexit.register(summary)
 
@@ -167,6 +201,7 @@ def _wsdirect() -> None:
 
 PATCHES = {
     "gclog": _gclog,
+    "looplag": _looplag,
     "gcfreeze": _gcfreeze,
     "audit-thread": _audit_thread,
     "rawsend": _rawsend,
