@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from crypto.agreement import RevocationList, verify_revocation_list
@@ -53,10 +54,13 @@ from .floor_wire import floor_event_fields, floor_state_message
 from .ratelimit import TokenBucket
 from .relay_state import (
     Channel,
+    FloorArbiter,
     Job,
     Metrics,
+    NoRemoteFanout,
     Outcome,
     RelayConfig,
+    RemoteFanout,
     Send,
     Session,
     render_metrics,
@@ -101,11 +105,18 @@ class RelayCore:
         audit: Any,
         config: RelayConfig | None = None,
         revocations: dict[str, RevocationList] | None = None,
+        *,
+        floor_factory: Callable[[RelayConfig], FloorArbiter] | None = None,
+        remote: RemoteFanout | None = None,
     ) -> None:
         self.trust = trust
         self.store = store
         self.audit = audit
         self.config = config or RelayConfig()
+        self._new_floor = floor_factory or (
+            lambda c: FloorControl(c.max_talk_time, c.emergency_max_talk_time)
+        )
+        self.remote: RemoteFanout = remote or NoRemoteFanout()
         self.revocations: dict[str, RevocationList] = dict(revocations or {})
         self.sessions: dict[int, Session] = {}
         self.by_device: dict[str, Session] = {}
@@ -140,12 +151,7 @@ class RelayCore:
             no = int.from_bytes(os.urandom(4), "big") or 1
             while no in self.by_no:
                 no = int.from_bytes(os.urandom(4), "big") or 1
-            chan = Channel(
-                commit.channel,
-                no,
-                commit,
-                FloorControl(self.config.max_talk_time, self.config.emergency_max_talk_time),
-            )
+            chan = Channel(commit.channel, no, commit, self._new_floor(self.config))
             self.channels[commit.channel] = chan
             self.by_no[no] = chan
         chan.install(commit)
@@ -655,11 +661,16 @@ class RelayCore:
         if not s.media_rate.allow(now):
             self.metrics.drop("rate")
             return None
+        self.remote.publish(chan.id, device, frame)
+        return self._local_targets(chan, device)
+
+    def _local_targets(self, chan: Channel, sender: str) -> tuple[list[tuple[str, int]], list[int]]:
+        """The members of ``chan`` connected to this node, but the sender: (UDP, WebSocket)."""
         udp: list[tuple[str, int]] = []
         ws: list[int] = []
         by_device = self.by_device
         for member in chan.members:
-            if member == device:
+            if member == sender:
                 continue
             other = by_device.get(member)
             if other is None:
@@ -670,6 +681,18 @@ class RelayCore:
                 ws.append(other.id)
         self.metrics.c["frames_out"] += len(udp) + len(ws)
         return udp, ws
+
+    def from_remote(
+        self, channel: str, sender: str, frame: bytes
+    ) -> tuple[int, list[tuple[str, int]], list[int]] | None:
+        """A frame another node checked (floor, KID) and published: deliver it to our own
+        members of the channel. Returns (channel number, UDP addresses, WebSocket ids)."""
+        chan = self.channels.get(channel)
+        if chan is None or sender not in chan.members or len(frame) > p.MAX_SFRAME:
+            self.metrics.drop("remote-unknown")
+            return None
+        udp, ws = self._local_targets(chan, sender)
+        return chan.no, udp, ws
 
     def udp_datagram(
         self, data: bytes, addr: tuple[str, int], now: float

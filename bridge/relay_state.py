@@ -8,17 +8,63 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from crypto.channel import Commit
 from crypto.group import EPOCH_BITS
 from crypto.identity import Credential
 from crypto.keys import SigningKey
 
-from .floor import FloorControl
+from .floor import Event, FloorSnapshot, Priority
 from .ratelimit import TokenBucket
 
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
+
+
+class FloorArbiter(Protocol):
+    """The floor of one channel (DESIGN §9). One node: :class:`bridge.floor.FloorControl`.
+    Several relay nodes: an implementation that holds a per-channel lease (a NATS KV entry)
+    so that exactly one node arbitrates each channel's floor."""
+
+    @property
+    def emergency(self) -> bool: ...
+
+    @property
+    def emergency_by(self) -> str | None: ...
+
+    def request(
+        self, device: str, priority: Priority, now: float, may_talk: bool = True
+    ) -> list[Event]: ...
+
+    def release(self, device: str, now: float) -> list[Event]: ...
+
+    def cancel(self, device: str, now: float) -> list[Event]: ...
+
+    def clear_emergency(self, device: str, now: float) -> list[Event]: ...
+
+    def handle_timer(self, now: float) -> list[Event]: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def may_send(self, device: str) -> bool: ...
+
+    def snapshot(self) -> FloorSnapshot: ...
+
+
+class RemoteFanout(Protocol):
+    """Carries a checked voice frame to the channel's members connected to *other* relay nodes
+    (DESIGN §9: a NATS core subject per channel); each node then delivers to its own sessions
+    with :meth:`bridge.relay.RelayCore.from_remote`. One node needs none of it."""
+
+    def publish(self, channel: str, sender: str, frame: bytes) -> None: ...
+
+
+class NoRemoteFanout:
+    """The single-node relay: every member is connected here."""
+
+    def publish(self, channel: str, sender: str, frame: bytes) -> None:
+        return None
+
 
 Send = tuple[int, str]  # (session id, control message)
 
@@ -81,7 +127,7 @@ class Channel:
     id: str
     no: int
     head: Commit
-    floor: FloorControl
+    floor: FloorArbiter
     # epoch bits -> sender index -> device, for the head and the epochs still in grace
     senders: dict[int, dict[int, str]] = field(default_factory=dict)
     members: frozenset[str] = frozenset()

@@ -237,3 +237,70 @@ def test_channels_tear_themselves_down_at_expiry(setup) -> None:  # type: ignore
     # A relay restarted from the same store does not bring it back.
     again = RelayCore(w.trust, core.store, NullAudit())
     assert "short" not in again.channels
+
+
+class MemoryBus:
+    """Stands in for the NATS subject between two relay nodes (unit test of the interface)."""
+
+    def __init__(self) -> None:
+        self.nodes: list[RelayCore] = []
+        self.delivered: list[tuple[int, tuple[int, list, list] | None]] = []  # type: ignore[type-arg]
+
+    def publish(self, channel: str, sender: str, frame: bytes) -> None:
+        for i, node in enumerate(self.nodes):
+            if sender not in node.by_device:  # every node but the origin
+                self.delivered.append((i, node.from_remote(channel, sender, frame)))
+
+
+def test_fan_out_across_relay_nodes_through_the_remote_interface() -> None:
+    from crypto.counters import MemoryCounterStore
+    from crypto.group import ChannelMember
+
+    w = make_world()
+    a = w.device("us-cbp", "disp", ("dispatcher", "member"))
+    v = w.device("ca-rcmp", "vessel", ("member",))
+    o = w.device("mx-gn", "obs", ("observer",))
+    bus = MemoryBus()
+    node_a = RelayCore(w.trust, MemoryStore(), NullAudit(), remote=bus)
+    node_b = RelayCore(w.trust, MemoryStore(), NullAudit(), remote=bus)
+    bus.nodes = [node_a, node_b]
+    sid_a, sid_v = login(node_a, a)[0], login(node_a, v)[0]
+    sid_b_disp = login(node_b, a)[0]  # the dispatcher console is on both nodes' books here
+    sid_o = login(node_b, o)[0]
+    bundle = w.commit(a, [(a, "dispatcher"), (v, "member"), (o, "observer")], None)
+    for node, sid in ((node_a, sid_a), (node_b, sid_b_disp)):
+        run(node, node.handle(sid, commit_msg(bundle), NOW))
+    node_b.disconnect(sid_b_disp, NOW)
+    run(
+        node_a,
+        node_a.handle(
+            sid_v, {"t": "floor-request", "v": 1, "ch": "inc-1", "priority": "normal"}, NOW
+        ),
+    )
+    vm = ChannelMember(v.id, v.keys, w.trust, MemoryCounterStore())
+    vm.process_commit(bundle, NOW)
+    routed = node_a.route(
+        node_a.sessions[sid_v], node_a.channels["inc-1"].no, vm.protect(b"voice"), NOW
+    )
+    assert routed is not None and routed[1] == [sid_a]  # node A's own listener
+    # ... and node B delivered the same frame to the observer connected there.
+    assert bus.delivered == [(1, (node_b.channels["inc-1"].no, [], [sid_o]))]
+    # A frame claimed by a device outside the channel is refused by the receiving node.
+    assert node_b.from_remote("inc-1", "us-cbp/stranger", b"x") is None
+
+
+def test_floor_state_comes_from_the_factory() -> None:
+    from bridge.floor import FloorControl
+
+    made: list[FloorControl] = []
+
+    def factory(cfg):  # type: ignore[no-untyped-def]
+        made.append(FloorControl(max_talk_time=5.0))
+        return made[-1]
+
+    w = make_world()
+    a = w.device("us-cbp", "disp", ("dispatcher", "member"))
+    core = RelayCore(w.trust, MemoryStore(), NullAudit(), floor_factory=factory)
+    sid = login(core, a)[0]
+    run(core, core.handle(sid, commit_msg(w.commit(a, [(a, "dispatcher")], None)), NOW))
+    assert made and core.channels["inc-1"].floor is made[0]
