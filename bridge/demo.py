@@ -105,6 +105,7 @@ class Demo(Stage):
         self.check(
             "Mexican observer heard it with a verified burst seal",
             bool(seals) and seals[0].verified,
+            f"{seals[0].received} of {seals[0].frames} sealed frames" if seals else "no seal",
         )
         await self.pause(1.0)
 
@@ -248,7 +249,24 @@ class Demo(Stage):
             return b""
         return process_memory(self.relay.pid)
 
+    def _relay_drops(self) -> str:
+        """What the relay dropped, by reason, from its /metrics (no content there)."""
+        import urllib.request
+
+        url = self.relay_url.replace("ws://", "http://").replace("/ws", "/metrics")
+        try:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310
+        except OSError:
+            return "unavailable"
+        drops = [
+            line.split('reason="')[1].replace('"}', ":")
+            for line in text.splitlines()
+            if line.startswith("crossband_frames_dropped_by_reason_total{")
+        ]
+        return ", ".join(drops) or "none"
+
     def final_checks(self) -> None:
+        self.relay_drops = self._relay_drops()
         memory = self._relay_memory()
         if self.relay is not None and self.relay.poll() is None:
             self.relay.send_signal(signal.SIGTERM)
@@ -288,6 +306,7 @@ class Demo(Stage):
             f"{self.tally.messages_delivered}",
             f"voice latency endpoint->endpoint: p50 {1000 * _percentile(lat, 0.5):.1f} ms, "
             f"p95 {1000 * _percentile(lat, 0.95):.1f} ms ({len(lat)} frames)",
+            f"frames dropped by the relay: {self.relay_drops}",
             f"plaintext found at the relay: {self.plaintext_found}",
             f"checks: {sum(c.ok for c in self.checks)} passed, "
             f"{sum(not c.ok for c in self.checks)} failed",

@@ -146,6 +146,8 @@ class Stage:
         self.relay: subprocess.Popen[bytes] | None = None
         self.final_stats: dict[str, dict[str, int]] = {}
         self.plaintext_found = -1
+        self.relay_url = ""
+        self.relay_drops = "unknown"
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -256,6 +258,7 @@ class Stage:
                 raise RuntimeError("the relay did not start; see " + str(rdir / "relay.log"))
             time.sleep(0.05)
         url = str(json.loads(ready.read_text())["url"])
+        self.relay_url = url
         self.say("RELAY", f"relay process {self.relay.pid} listening on {url} (SQLite, audit log)")
         return url
 

@@ -19,22 +19,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
-import os
-import random
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
-
-import aiohttp
 
 from crypto.agreement import Agreement, RevocationList
 from crypto.channel import Commit, CommitBundle, create_commit
-from crypto.encoding import signing_input
 from crypto.errors import CryptoError, DecryptError, VerificationError
 from crypto.group import CONTEXT_VOICE, ChannelMember, NotPermittedError
 from crypto.identity import Credential, DeviceKeys, TrustBundle, verify_credential
@@ -44,13 +39,14 @@ from crypto.sframe import decode_header
 
 from . import events as ev
 from . import protocol as p
+from .endpoint_link import RelayLink
 from .endpoint_state import EndpointState
 from .errors import RelayError
-from .relay import AUTH_DOMAIN, relay_proof
 
 log = logging.getLogger("crossband.endpoint")
-RELAY_NOT_AUTHENTIC = "relay-not-authentic"
 UDP_TAIL = 0.06  # seconds between the last UDP voice frame and the floor release
+SEAL_WAIT = 0.5  # seconds a burst seal waits for voice frames it overtook
+MAX_UNSEALED = 15_000  # frame hashes kept per talker awaiting a seal (5 minutes of voice)
 
 
 def _b64(data: bytes) -> str:
@@ -61,19 +57,6 @@ def _b64(data: bytes) -> str:
 class _Burst:
     id: str
     hasher: BurstHasher = field(default_factory=BurstHasher)
-
-
-class _UdpClient(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) > 6 and data[0] == p.UDP_MAGIC and data[1] == p.UDP_MEDIA_DOWN:
-            self.endpoint._on_media(int.from_bytes(data[2:6], "big"), data[6:])
 
 
 class Endpoint:
@@ -90,17 +73,23 @@ class Endpoint:
         revocations: dict[str, RevocationList] | None = None,
         relay_key: VerifyKey | None = None,
     ) -> None:
-        if transport not in ("udp", "ws"):
-            raise ValueError("transport must be 'udp' or 'ws'")
         self.cred = cred
         self.device = cred.device
         self._keys = keys
         self.trust = trust
         self.relay_url = relay_url
         self.transport = transport
-        self._ssl = ssl_context
         self.revocations = dict(revocations or {})
-        self.relay_key = relay_key  # pinned relay identity: its welcome must be signed by it
+        self.link = RelayLink(
+            cred,
+            keys.sign,
+            relay_url,
+            self,
+            transport=transport,
+            ssl_context=ssl_context,
+            relay_key=relay_key,
+        )
+        self.connected = self.link.connected
         self.state = EndpointState(state_path)
         self.events: asyncio.Queue[ev.Event] = asyncio.Queue(maxsize=10_000)
         self.channels: dict[str, ChannelMember] = {}
@@ -108,13 +97,6 @@ class Endpoint:
         self._by_no: dict[int, str] = {}
         self.floor: dict[str, str | None] = {}
         self.emergency: dict[str, bool] = {}
-        self.connected = asyncio.Event()
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._udp: _UdpClient | None = None
-        self._udp_token = b""
-        self._udp_key = b""
         self._waiters: dict[Any, asyncio.Future[Any]] = {}
         self._floor_answers: dict[str, asyncio.Queue[str]] = {}
         self._commit_lock = asyncio.Lock()
@@ -122,9 +104,9 @@ class Endpoint:
         self._acked = 0
         self._delivered = 0
         self._bursts: dict[str, _Burst] = {}  # channel -> my burst in progress
-        self._heard: dict[tuple[str, str], BurstHasher] = {}  # (channel, talker) -> hasher
-        self._stopping = False
-        self.reconnects = 0
+        # (channel, talker, epoch) -> {SFrame counter: SHA-256 of the frame}, until sealed
+        self._heard: dict[tuple[str, str, int], dict[int, bytes]] = {}
+        self._seals: dict[tuple[str, str, int], BurstSeal] = {}  # seals awaiting late frames
         self.stats = dict.fromkeys(
             (
                 "voice_sent",
@@ -152,142 +134,33 @@ class Endpoint:
                 log.warning("event=restore-refused channel=%s reason=%s", channel, exc)
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession()
-        self._task = asyncio.create_task(self._run())
+        await self.link.start()
 
     async def stop(self) -> None:
-        self._stopping = True
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self._ws is not None:
-            await self._ws.close()
-        if self._http is not None:
-            await self._http.close()
-        if self._udp and self._udp.transport:
-            self._udp.transport.close()
+        await self.link.stop()
         self.state.close()
+
+    @property
+    def reconnects(self) -> int:
+        return self.link.reconnects
 
     async def wait_connected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.connected.wait(), timeout)
 
-    def _emit(self, event: ev.Event) -> None:
+    def emit(self, event: ev.Event) -> None:
         try:
             self.events.put_nowait(event)
         except asyncio.QueueFull:
             log.warning("event=events-overflow dropped=%s", type(event).__name__)
 
-    async def _run(self) -> None:
-        delay = 0.2
-        while not self._stopping:
-            try:
-                await self._session()
-                delay = 0.2
-            except Exception as exc:  # whatever happened, the endpoint must come back
-                if not isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | RelayError):
-                    log.exception("event=session-failed")
-                if isinstance(exc, RelayError) and exc.code == RELAY_NOT_AUTHENTIC:
-                    self._emit(ev.Error(exc.code, exc.detail))  # keep trying: may be transient
-                elif isinstance(exc, RelayError) and exc.code in (
-                    p.Codes.REVOKED,
-                    p.Codes.UNKNOWN_DEVICE,
-                ):
-                    self._emit(ev.Error(exc.code, "relay refused this device"))
-                    return
-                log.info("event=connect-failed error=%s", type(exc).__name__)
-            self.connected.clear()
-            self._emit(ev.Disconnected())
-            if self._stopping:
-                return
-            await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
-            self.reconnects += 1
-
-    async def _session(self) -> None:
-        assert self._http is not None
-        async with self._http.ws_connect(
-            self.relay_url,
-            ssl=self._ssl if self._ssl is not None else True,
-            heartbeat=20,
-            max_msg_size=p.MAX_CONTROL,
-        ) as ws:
-            self._ws = ws
-            challenge = json.loads((await ws.receive(timeout=10)).data)
-            nonce = _b64(os.urandom(16))
-            proof = signing_input(
-                AUTH_DOMAIN,
-                {
-                    "challenge": challenge["nonce"],
-                    "relay": challenge["relay"],
-                    "device": self.device,
-                    "nonce": nonce,
-                },
-            )
-            await ws.send_str(
-                p.control(
-                    "auth",
-                    credential=json.loads(self.cred.encode()),
-                    nonce=nonce,
-                    sig=_b64(self._keys.sign.sign(proof)),
-                )
-            )
-            first = await ws.receive(timeout=10)
-            if first.type != aiohttp.WSMsgType.TEXT:
-                raise RelayError("auth-failed", "connection closed during authentication")
-            welcome = json.loads(first.data)
-            if welcome.get("t") == "error":
-                raise RelayError(welcome.get("code", "auth-failed"), welcome.get("detail", ""))
-            if self.relay_key is not None:
-                self._check_relay(welcome, challenge, nonce)
-            await self._on_welcome(welcome)
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    await self._on_relay_text(msg.data)
-                elif msg.type == aiohttp.WSMsgType.BINARY:
-                    data = msg.data
-                    if len(data) > 5 and data[0] == p.WS_MEDIA_DOWN:
-                        self._on_media(int.from_bytes(data[1:5], "big"), data[5:])
-                elif msg.type in (
-                    aiohttp.WSMsgType.CLOSE,
-                    aiohttp.WSMsgType.CLOSED,
-                    aiohttp.WSMsgType.ERROR,
-                ):
-                    break
-        self._ws = None
-
-    def _check_relay(self, welcome: dict[str, Any], challenge: dict[str, Any], nonce: str) -> None:
-        assert self.relay_key is not None
-        proof = relay_proof(challenge["nonce"], challenge["relay"], self.device, nonce)
-        try:
-            self.relay_key.verify(base64.b64decode(welcome.get("relay_sig") or ""), proof)
-        except (VerificationError, ValueError):
-            raise RelayError(RELAY_NOT_AUTHENTIC, "the relay did not prove its pinned identity")
-
-    async def _on_welcome(self, msg: dict[str, Any]) -> None:
-        self._udp_token = base64.b64decode(msg["udp_token"])
-        self._udp_key = base64.b64decode(msg["udp_key"])
+    async def on_welcome(self, welcome: dict[str, Any]) -> None:
+        """A (re)connection is authenticated: channel numbers, then resend the outbox."""
         self._delivered = 0
-        for item in msg.get("channels", []):
+        for item in welcome.get("channels", []):
             self._set_channel_no(item["ch"], item["no"])
-        if self.transport == "udp" and msg.get("udp_port"):
-            await self._open_udp(int(msg["udp_port"]))
-        self.connected.set()
-        self._emit(ev.Connected(self.device))
+        self.emit(ev.Connected(self.device))
         for control in list(self._outbox.values()):  # resend what the relay has not accepted
             await self._send(control)
-
-    async def _open_udp(self, port: int) -> None:
-        if self._udp is None or self._udp.transport is None or self._udp.transport.is_closing():
-            host = urlparse(self.relay_url).hostname or "127.0.0.1"
-            loop = asyncio.get_running_loop()
-            _, proto = await loop.create_datagram_endpoint(
-                lambda: _UdpClient(self), remote_addr=(host, port)
-            )
-            self._udp = proto
-        assert self._udp.transport is not None
-        for _ in range(2):
-            self._udp.transport.sendto(p.udp_register(self._udp_token, self._udp_key))
 
     def _set_channel_no(self, ch: str, no: int) -> None:
         old = self.channel_no.get(ch)
@@ -297,17 +170,11 @@ class Endpoint:
         self._by_no[no] = ch
 
     async def _send(self, control: str) -> None:
-        ws = self._ws
-        if ws is None or ws.closed:
-            raise RelayError("not-connected", "no connection to the relay")
-        try:
-            await ws.send_str(control)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError):
-            raise RelayError("not-connected", "the connection to the relay dropped")
+        await self.link.send(control)
 
     # -- incoming control --------------------------------------------------------------------
 
-    async def _on_relay_text(self, data: str) -> None:
+    async def on_text(self, data: str) -> None:
         """One control message from the relay. The relay is not trusted: anything malformed
         is counted and reported, and never ends the connection or the endpoint."""
         try:
@@ -318,7 +185,7 @@ class Endpoint:
         except (ValueError, KeyError, TypeError, AttributeError, CryptoError):
             self.stats["malformed_from_relay"] += 1
             log.warning("event=malformed-from-relay")
-            self._emit(ev.Error("malformed-from-relay", "a relay message was ignored"))
+            self.emit(ev.Error("malformed-from-relay", "a relay message was ignored"))
 
     async def _on_control(self, msg: dict[str, Any]) -> None:
         t = msg.get("t")
@@ -335,11 +202,11 @@ class Endpoint:
             self.floor[msg["ch"]] = msg.get("holder")
             self.emergency[msg["ch"]] = bool(msg.get("emergency"))
             if msg.get("holder"):
-                self._emit(
+                self.emit(
                     ev.TalkerChanged(msg["ch"], msg["holder"], msg.get("priority"), "late-entry")
                 )
             if msg.get("emergency"):
-                self._emit(ev.Emergency(msg["ch"], True, msg.get("emergency_by")))
+                self.emit(ev.Emergency(msg["ch"], True, msg.get("emergency_by")))
         elif t == "accepted":
             self._outbox.pop(msg["id"], None)
             self._resolve(("msg", msg["id"]), True)
@@ -380,11 +247,11 @@ class Endpoint:
                 for k in [k for k in self._waiters if k[0] == "msg" and k[1] == msg["rid"]]:
                     self._outbox.pop(msg["rid"], None)
                     self._resolve(k, None, err)
-        self._emit(ev.Error(code, detail))
+        self.emit(ev.Error(code, detail))
 
     def _on_floor(self, msg: dict[str, Any]) -> None:
         ch, what, device = msg["ch"], msg["event"], msg.get("device")
-        self._emit(
+        self.emit(
             ev.FloorEvent(
                 ch, what, device, msg.get("priority"), msg.get("reason"), msg.get("position")
             )
@@ -395,18 +262,16 @@ class Endpoint:
                 answers.put_nowait(what)
         if what == "granted":
             self.floor[ch] = device
-            if device is not None:
-                self._heard[(ch, device)] = BurstHasher()
-            self._emit(ev.TalkerChanged(ch, device, msg.get("priority"), "granted"))
+            self.emit(ev.TalkerChanged(ch, device, msg.get("priority"), "granted"))
         elif what in ("released", "revoked", "idle"):
             if self.floor.get(ch) is not None and (self.floor.get(ch) == device or what == "idle"):
                 self.floor[ch] = None
-                self._emit(ev.TalkerChanged(ch, None, None, msg.get("reason") or what))
+                self.emit(ev.TalkerChanged(ch, None, None, msg.get("reason") or what))
             if what == "revoked" and device == self.device:
                 self._bursts.pop(ch, None)
         elif what == "emergency":
             self.emergency[ch] = bool(msg.get("active"))
-            self._emit(ev.Emergency(ch, bool(msg.get("active")), device))
+            self.emit(ev.Emergency(ch, bool(msg.get("active")), device))
 
     async def _on_deliver(self, msg: dict[str, Any], now: float) -> None:
         seq, kind, ch = msg["seq"], msg["kind"], msg["ch"]
@@ -418,7 +283,7 @@ class Endpoint:
                 self._on_data(ch, msg["id"], body, now)
         except (CryptoError, ValueError, KeyError) as exc:
             code = exc.code.value if isinstance(exc, VerificationError) else "undecryptable"
-            self._emit(ev.Error(code, f"{kind} on {ch} refused"))
+            self.emit(ev.Error(code, f"{kind} on {ch} refused"))
         self._delivered = seq
         with contextlib.suppress(RelayError):
             await self._send(p.control("ack", seq=seq))
@@ -456,7 +321,7 @@ class Endpoint:
         if persist:
             self.state.save_commit(ch, commit.epoch, bundle.encode())
         roster = {e.device: e.role for e in commit.roster}
-        self._emit(ev.ChannelUpdated(ch, commit.name, commit.epoch, roster, member.removed))
+        self.emit(ev.ChannelUpdated(ch, commit.name, commit.epoch, roster, member.removed))
 
     def _close_channel(self, ch: str) -> None:
         """The relay says the channel expired; we stop sending once its commit says so too."""
@@ -466,7 +331,7 @@ class Endpoint:
             self.channels.pop(ch, None)
             self.floor.pop(ch, None)
             roster = {e.device: e.role for e in c.roster}
-            self._emit(ev.ChannelUpdated(ch, c.name, c.epoch, roster, True))
+            self.emit(ev.ChannelUpdated(ch, c.name, c.epoch, roster, True))
 
     def _on_data(self, ch: str, msg_id: str, frame: bytes, now: float) -> None:
         if self.state.seen(msg_id):
@@ -478,25 +343,39 @@ class Endpoint:
         item = member.open_signed(received)
         if isinstance(item, SignedMessage):
             self.stats["messages_received"] += 1
-            self._emit(ev.Message(ch, item.id, item.sender, item.kind, item.body, item.timestamp))
+            self.emit(ev.Message(ch, item.id, item.sender, item.kind, item.body, item.timestamp))
         elif isinstance(item, BurstSeal):
-            hasher = self._heard.pop((ch, item.sender), None)
-            complete = hasher is not None and item.matches(hasher)
-            self._emit(
-                ev.BurstSealed(
-                    ch,
-                    item.sender,
-                    item.burst,
-                    item.frames,
-                    complete,
-                    hasher.count if hasher else 0,
-                )
-            )
+            self._check_seal(ch, item, final=False)
         self.state.mark_seen(msg_id, now)
+
+    def _check_seal(self, ch: str, seal: BurstSeal, *, final: bool) -> None:
+        """Report a talker's burst seal: verified when we hold exactly the frames it sealed
+        (its counter range, hashed in counter order, whatever order they arrived in).
+
+        The seal travels the message path and can overtake the burst's last voice frames, so
+        a seal that finds frames missing waits (up to SEAL_WAIT s) for them before the verdict.
+        """
+        key = (ch, seal.sender, seal.epoch)
+        heard = self._heard.get(key, {})
+        frames = {c: d for c, d in heard.items() if seal.first_ctr <= c <= seal.last_ctr}
+        hasher = BurstHasher.in_order(frames)
+        complete = seal.matches(hasher)
+        if not complete and not final and len(frames) < seal.frames:
+            self._seals[key] = seal
+            asyncio.get_running_loop().call_later(SEAL_WAIT, self._seal_timeout, ch, seal)
+            return
+        self._seals.pop(key, None)
+        for c in [c for c in heard if c <= seal.last_ctr]:
+            del heard[c]
+        self.emit(ev.BurstSealed(ch, seal.sender, seal.burst, seal.frames, complete, hasher.count))
+
+    def _seal_timeout(self, ch: str, seal: BurstSeal) -> None:
+        if self._seals.get((ch, seal.sender, seal.epoch)) is seal:
+            self._check_seal(ch, seal, final=True)
 
     # -- media ---------------------------------------------------------------------------------
 
-    def _on_media(self, channel_no: int, frame: bytes) -> None:
+    def on_media(self, channel_no: int, frame: bytes) -> None:
         ch = self._by_no.get(channel_no)
         member = self.channels.get(ch) if ch else None
         if member is None or ch is None:
@@ -510,11 +389,18 @@ class Endpoint:
         self.stats["voice_decrypted"] += 1
         if r.context != CONTEXT_VOICE:
             return
-        hasher = self._heard.get((ch, r.sender))
-        if hasher is None:
-            hasher = self._heard[(ch, r.sender)] = BurstHasher()
-        hasher.add(frame, r.ctr)
-        self._emit(ev.Voice(ch, r.sender, r.payload, r.ctr, time.time(), r.epoch))
+        key = (ch, r.sender, r.epoch)
+        heard = self._heard.setdefault(key, {})
+        heard[r.ctr] = hashlib.sha256(frame).digest()
+        if len(heard) > MAX_UNSEALED:  # a talker that never seals: keep the newest only
+            for c in sorted(heard)[: len(heard) - MAX_UNSEALED]:
+                del heard[c]
+        seal = self._seals.get(key)
+        if seal is not None and sum(seal.first_ctr <= c <= seal.last_ctr for c in heard) >= (
+            seal.frames
+        ):
+            self._check_seal(ch, seal, final=True)
+        self.emit(ev.Voice(ch, r.sender, r.payload, r.ctr, time.time(), r.epoch))
 
     def send_voice(self, ch: str, payload: bytes) -> None:
         """Encrypt and send one voice frame (the caller should hold the floor)."""
@@ -530,13 +416,8 @@ class Endpoint:
         if self.voice_sent_hook is not None:
             self.voice_sent_hook(ch, ctr, time.time())
         no = self.channel_no.get(ch)
-        if no is None:
-            return
-        if self.transport == "udp" and self._udp and self._udp.transport:
-            self._udp.transport.sendto(p.udp_media_up(self._udp_token, self._udp_key, no, frame))
-        elif self._ws is not None and not self._ws.closed:
-            task = asyncio.ensure_future(self._ws.send_bytes(p.ws_media(p.WS_MEDIA_UP, no, frame)))
-            task.add_done_callback(lambda t: t.exception())
+        if no is not None:
+            self.link.send_media(no, frame)
 
     # -- requests --------------------------------------------------------------------------------
 

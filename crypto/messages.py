@@ -129,7 +129,11 @@ class BurstHasher:
         self.last_ctr: int | None = None
 
     def add(self, frame: bytes, ctr: int | None = None) -> None:
-        self._state = hashlib.sha256(self._state + hashlib.sha256(frame).digest()).digest()
+        self.add_digest(hashlib.sha256(frame).digest(), ctr)
+
+    def add_digest(self, frame_digest: bytes, ctr: int | None = None) -> None:
+        """Add a frame by its SHA-256 (a receiver that stored frames out of order)."""
+        self._state = hashlib.sha256(self._state + frame_digest).digest()
         self.count += 1
         if ctr is not None:
             if self.first_ctr is None:
@@ -138,6 +142,15 @@ class BurstHasher:
 
     def digest(self) -> bytes:
         return self._state
+
+    @classmethod
+    def in_order(cls, frames: dict[int, bytes]) -> BurstHasher:
+        """The chain over frames received in any order, keyed by SFrame counter (which is
+        the order the talker sent and sealed them in)."""
+        hasher = cls()
+        for ctr in sorted(frames):
+            hasher.add_digest(frames[ctr], ctr)
+        return hasher
 
 
 def decode_signed(data: bytes) -> SignedMessage | BurstSeal:

@@ -27,7 +27,8 @@ def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
         timeout=240,
     )
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    failed = [line for line in out.splitlines() if "FAIL" in line or "ERROR" in line]
+    assert proc.returncode == 0, "\n".join(failed) + "\n...\n" + out[-3000:]
     assert "ALL CHECKS PASSED" in out
     assert "plaintext found at the relay: 0" in out
     assert "FAIL" not in out

@@ -122,8 +122,8 @@ async def test_trilateral_channel_voice_messages_observer_removal_revocation(
             await obs._post(CH, "obs-1", fake, wait=True, timeout=5)
         assert e.value.code == p.Codes.NOT_PERMITTED
         before = metrics(relay)["crossband_frames_dropped_total"]
-        obs._udp.transport.sendto(
-            p.udp_media_up(obs._udp_token, obs._udp_key, obs.channel_no[CH], fake)
+        obs.link.udp.transport.sendto(
+            p.udp_media_up(obs.link.udp_token, obs.link.udp_key, obs.channel_no[CH], fake)
         )
         await asyncio.sleep(0.3)
         assert metrics(relay)["crossband_frames_dropped_total"] == before + 1
@@ -231,7 +231,7 @@ async def test_offline_member_catches_up_in_order_across_relay_kill9(
         relay.start()
         await disp.wait_connected(20)
         for _ in range(100):
-            if disp.connected.is_set() and disp._ws is not None:
+            if disp.connected.is_set() and disp.link.ws is not None:
                 break
             await asyncio.sleep(0.1)
         for text in sent[6:]:

@@ -88,7 +88,6 @@ async def test_malformed_input_gets_coded_errors_and_harms_nobody(
                     aiohttp.WSMsgType.CLOSED,
                 )
         # Authenticated junk: coded errors, connection kept, others unaffected.
-        disp._ws_errors = []  # type: ignore[attr-defined]
         await disp._send(json.dumps({"t": "ack", "v": 1, "seq": "x"}))
         assert (await next_event(disp, ev.Error)).code == p.Codes.MALFORMED
         await disp._send(
