@@ -49,10 +49,6 @@ SEAL_WAIT = 0.5  # seconds a burst seal waits for voice frames it overtook
 MAX_UNSEALED = 15_000  # frame hashes kept per talker awaiting a seal (5 minutes of voice)
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 @dataclass
 class _Burst:
     id: str
@@ -78,7 +74,6 @@ class Endpoint:
         self._keys = keys
         self.trust = trust
         self.relay_url = relay_url
-        self.transport = transport
         self.revocations = dict(revocations or {})
         self.link = RelayLink(
             cred,
@@ -101,8 +96,6 @@ class Endpoint:
         self._floor_answers: dict[str, asyncio.Queue[str]] = {}
         self._commit_lock = asyncio.Lock()
         self._outbox: dict[str, str] = {}  # msg id -> control message, until accepted
-        self._acked = 0
-        self._delivered = 0
         self._bursts: dict[str, _Burst] = {}  # channel -> my burst in progress
         # (channel, talker, epoch) -> {SFrame counter: SHA-256 of the frame}, until sealed
         self._heard: dict[tuple[str, str, int], dict[int, bytes]] = {}
@@ -141,6 +134,10 @@ class Endpoint:
         self.state.close()
 
     @property
+    def transport(self) -> str:
+        return self.link.transport
+
+    @property
     def reconnects(self) -> int:
         return self.link.reconnects
 
@@ -155,7 +152,6 @@ class Endpoint:
 
     async def on_welcome(self, welcome: dict[str, Any]) -> None:
         """A (re)connection is authenticated: channel numbers, then resend the outbox."""
-        self._delivered = 0
         for item in welcome.get("channels", []):
             self._set_channel_no(item["ch"], item["no"])
         self.emit(ev.Connected(self.device))
@@ -284,10 +280,8 @@ class Endpoint:
         except (CryptoError, ValueError, KeyError) as exc:
             code = exc.code.value if isinstance(exc, VerificationError) else "undecryptable"
             self.emit(ev.Error(code, f"{kind} on {ch} refused"))
-        self._delivered = seq
         with contextlib.suppress(RelayError):
             await self._send(p.control("ack", seq=seq))
-            self._acked = seq
 
     def _apply_commit(self, bundle: CommitBundle, now: float, persist: bool = True) -> None:
         member = self._member_for(bundle.commit.channel)
@@ -468,7 +462,7 @@ class Endpoint:
             try:
                 await self._request(
                     ("commit", ch, c.epoch),
-                    p.control("commit", bundle=_b64(bundle.encode())),
+                    p.control("commit", bundle=p.b64(bundle.encode())),
                     timeout,
                 )
             except RelayError as exc:
@@ -615,7 +609,7 @@ class Endpoint:
     async def _post(
         self, ch: str, msg_id: str, frame: bytes, *, wait: bool, timeout: float = 30.0
     ) -> None:
-        control = p.control("msg", ch=ch, id=msg_id, frame=_b64(frame), rid=msg_id)
+        control = p.control("msg", ch=ch, id=msg_id, frame=p.b64(frame), rid=msg_id)
         self._outbox[msg_id] = control
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters[("msg", msg_id)] = fut

@@ -35,10 +35,6 @@ log = logging.getLogger("crossband.endpoint")
 RELAY_NOT_AUTHENTIC = "relay-not-authentic"
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
 class LinkHandler(Protocol):
     async def on_welcome(self, welcome: dict[str, Any]) -> None: ...
 
@@ -185,7 +181,7 @@ class RelayLink:
 
     async def _authenticate(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
         challenge = json.loads((await ws.receive(timeout=10)).data)
-        nonce = _b64(os.urandom(16))
+        nonce = p.b64(os.urandom(16))
         device = self.cred.device
         proof = signing_input(
             AUTH_DOMAIN,
@@ -201,7 +197,7 @@ class RelayLink:
                 "auth",
                 credential=json.loads(self.cred.encode()),
                 nonce=nonce,
-                sig=_b64(self._sign_key.sign(proof)),
+                sig=p.b64(self._sign_key.sign(proof)),
             )
         )
         first = await ws.receive(timeout=10)

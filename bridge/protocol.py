@@ -23,6 +23,7 @@ authenticated end to end by SFrame, and replays are caught by the receivers' win
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import struct
@@ -107,6 +108,19 @@ def parse_control(data: str | bytes) -> dict[str, Any]:
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ProtocolError(Codes.MALFORMED, f"field {name!r}")
     return msg
+
+
+def b64(data: bytes) -> str:
+    """Binary fields in control messages are standard base64."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    """Decode a base64 field of a peer's message; anything else is a coded ``malformed``."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise ProtocolError(Codes.MALFORMED, "bad base64")
 
 
 def control(t: str, **fields: Any) -> str:

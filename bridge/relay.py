@@ -26,7 +26,6 @@ member of the channel, nobody else. Observers have no index and never get the fl
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import logging
@@ -84,17 +83,6 @@ def relay_proof(challenge: str, relay_id: str, device: str, nonce: str) -> bytes
         RELAY_AUTH_DOMAIN,
         {"challenge": challenge, "relay": relay_id, "device": device, "nonce": nonce},
     )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ProtocolError(p.Codes.MALFORMED, "bad base64")
 
 
 class RelayCore:
@@ -176,7 +164,7 @@ class RelayCore:
             TokenBucket(self.config.media_rate, self.config.media_burst, now),
         )
         self.sessions[sid] = s
-        return sid, p.control("challenge", nonce=_b64(s.nonce), relay=self.config.relay_id)
+        return sid, p.control("challenge", nonce=p.b64(s.nonce), relay=self.config.relay_id)
 
     def disconnect(self, sid: int, now: float) -> Outcome:
         s = self.sessions.pop(sid, None)
@@ -200,13 +188,13 @@ class RelayCore:
             proof = signing_input(
                 AUTH_DOMAIN,
                 {
-                    "challenge": _b64(s.nonce),
+                    "challenge": p.b64(s.nonce),
                     "relay": self.config.relay_id,
                     "device": cred.device,
                     "nonce": msg["nonce"],
                 },
             )
-            cred.sign_key.verify(_unb64(msg["sig"]), proof)
+            cred.sign_key.verify(p.unb64(msg["sig"]), proof)
         except VerificationError as exc:
             self.metrics.c["auth_refused"] += 1
             code = {
@@ -224,9 +212,9 @@ class RelayCore:
         if self.config.signing_key is not None:
             # Mutual authentication: the relay proves its identity key over the device's own
             # fresh nonce, so a device that pins the relay's key detects an impostor.
-            relay_sig = _b64(
+            relay_sig = p.b64(
                 self.config.signing_key.sign(
-                    relay_proof(_b64(s.nonce), self.config.relay_id, cred.device, msg["nonce"])
+                    relay_proof(p.b64(s.nonce), self.config.relay_id, cred.device, msg["nonce"])
                 )
             )
         s.device, s.cred = cred.device, cred
@@ -242,8 +230,8 @@ class RelayCore:
                     "welcome",
                     session=sid,
                     device=cred.device,
-                    udp_token=_b64(s.token),
-                    udp_key=_b64(s.udp_key),
+                    udp_token=p.b64(s.token),
+                    udp_key=p.b64(s.udp_key),
                     udp_port=self.config.udp_port,
                     relay_sig=relay_sig,
                     channels=[
@@ -292,7 +280,7 @@ class RelayCore:
 
     @staticmethod
     def _deliver_msg(seq: int, kind: str, channel: str, msg_id: str, body: bytes) -> str:
-        return p.control("deliver", seq=seq, kind=kind, ch=channel, id=msg_id, body=_b64(body))
+        return p.control("deliver", seq=seq, kind=kind, ch=channel, id=msg_id, body=p.b64(body))
 
     # -- control -----------------------------------------------------------------------------
 
@@ -359,7 +347,7 @@ class RelayCore:
 
     def _on_commit(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
         try:
-            bundle = CommitBundle.decode(_unb64(msg["bundle"]))
+            bundle = CommitBundle.decode(p.unb64(msg["bundle"]))
         except VerificationError as exc:
             raise ProtocolError(p.Codes.MALFORMED, f"commit: {exc.code.value}")
         c = bundle.commit
@@ -510,7 +498,7 @@ class RelayCore:
         assert s.device is not None
         if not chan.head.may_send(s.device):
             raise ProtocolError(p.Codes.NOT_PERMITTED, "observers do not transmit")
-        frame = _unb64(msg["frame"])
+        frame = p.unb64(msg["frame"])
         if len(frame) > p.MAX_SMALL_CONTROL or not self._sender_index_ok(
             chan, s.device, frame, CONTEXT_DATA
         ):
