@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge import codec  # noqa: E402
-from bridge.jitter import JitterBuffer  # noqa: E402
+from bridge.audio.jitter import JitterBuffer  # noqa: E402
 
 
 def speechlike(rate: int, frames: int) -> list[bytes]:

@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/audio_path_bench.py [--bursts 20] [--loss-runs 3]
 
-Everything runs on loopback with the real relay process (``bridge.relay_server``), two
-endpoints with :class:`~adapters.rtp.gateway.RtpGateway` (US gateway A, Canadian gateway B)
+Everything runs on loopback with the real relay process (``bridge.cli.relay``), two
+endpoints with :class:`~bridge.gateway.rtp.RtpGateway` (US gateway A, Canadian gateway B)
 and a radio simulated by ``tests/adapters/rtp_sender_proc.py`` in its own process.
 
 (a) **Mouth-to-ear**: each burst is 1 s of silence with a 1 kHz tone starting at 300 ms,
@@ -41,10 +41,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adapters.rtp.gateway import RtpGateway, load_gateway_config  # noqa: E402
 from bridge import events as ev  # noqa: E402
-from bridge.audio import DEFAULT_BITRATE, ListenMixer  # noqa: E402
-from bridge.codec import OpusEncoder  # noqa: E402
+from bridge.audio.codec import OpusEncoder  # noqa: E402
+from bridge.audio.talk import DEFAULT_BITRATE, ListenMixer  # noqa: E402
+from bridge.gateway.rtp import RtpGateway, load_gateway_config  # noqa: E402
 from crypto.group import CONTEXT_VOICE  # noqa: E402
 from tests.adapters.gateway_rig import (  # noqa: E402
     CH,

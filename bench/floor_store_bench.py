@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.floor import FloorControl, Priority  # noqa: E402
-from bridge.store import SqliteStore  # noqa: E402
+from bridge.floor.control import FloorControl, Priority  # noqa: E402
+from bridge.relay.store import SqliteStore  # noqa: E402
 
 
 def percentile(samples: list[float], p: float) -> float:

@@ -6,7 +6,7 @@ One run prints, side by side, each figure with its target and a PASS/MISS mark:
 
 1. **Bare forwarder ceiling**: a minimal asyncio UDP forwarder process (receive a datagram,
    ``sendto`` 10 addresses) pinned to CPU 0, fed flat out from CPU 1; datagrams/s out.
-2. **Relay forwarding, UDP path**: the real ``python -m bridge.relay_server`` process pinned
+2. **Relay forwarding, UDP path**: the real ``python -m bridge.cli.relay`` process pinned
    to CPU 0, N channels x 10 listeners + 1 talker holding the floor; talkers send real SFrame
    frames (80-byte payload, their own channel's KID) flat out; frames/s in and out from the
    relay's own ``/metrics``, and the ratio to the bare forwarder. Forwarder and relay are

@@ -1,12 +1,12 @@
 """Load-generator pieces for ``bench/relay_bench.py``: a slim relay client, sinks, a pacer.
 
-The relay under test is the real, unmodified ``python -m bridge.relay_server`` process; this
+The relay under test is the real, unmodified ``python -m bridge.cli.relay`` process; this
 module is only the other side, written to cost the load generator as little as possible:
 
 - :class:`SlimConn` is a WebSocket client on a raw non-blocking socket, just enough of
   RFC 6455 for the relay: the upgrade, masked client frames (with the all-zero masking key,
   which servers accept; nothing here is secret), unmasked server frames, and pong replies
-  to the relay's heartbeat pings. It authenticates exactly as :class:`bridge.endpoint.Endpoint`
+  to the relay's heartbeat pings. It authenticates exactly as the real ``Endpoint``
   does (challenge, credential, Ed25519 signature) and keeps the ``welcome`` (UDP token, key,
   channel numbers). Many connections are authenticated in pipelined batches.
 - :class:`UdpSink` is a listener's UDP socket; undrained it is a pure sink, drained it is a
@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge import protocol as p
-from bridge.relay import AUTH_DOMAIN
+from bridge.relay.core import AUTH_DOMAIN
+from bridge.wire import control as p
 from crypto.encoding import signing_input
 from tests.world import Device
 

@@ -1,4 +1,4 @@
-"""Run ``bridge.relay_server`` with candidate changes applied in memory, to measure them.
+"""Run ``bridge.cli.relay`` with candidate changes applied in memory, to measure them.
 
     python -m bench.relay_patched PATCH[,PATCH...] --config relay.yaml --ready-file F
 
@@ -66,7 +66,7 @@ def _gclog() -> None:
 
 def _looplag() -> None:
     """Observe only: log every event-loop stall over 5 ms (when, how long) at exit."""
-    from bridge import relay_server as rs
+    from bridge.relay import server as rs
 
     stalls: list[tuple[float, float]] = []
     original = rs.RelayServer.start
@@ -98,7 +98,7 @@ def _looplag() -> None:
 
 
 def _gcfreeze() -> None:
-    from bridge import relay_server as rs
+    from bridge.relay import server as rs
 
     original = rs.RelayServer.start
 
@@ -112,7 +112,7 @@ def _gcfreeze() -> None:
 
 
 def _audit_thread() -> None:
-    from bridge import relay as r
+    from bridge.relay import core as r
     from crypto.errors import CrossbandError
 
     q: queue.SimpleQueue[tuple[Any, str, float, dict[str, Any]]] = queue.SimpleQueue()
@@ -134,8 +134,8 @@ def _audit_thread() -> None:
 
 
 def _rawsend() -> None:
-    from bridge import protocol as p
-    from bridge import relay_server as rs
+    from bridge.relay import server as rs
+    from bridge.wire import control as p
 
     original = rs.RelayServer._fan_out
 
@@ -162,8 +162,8 @@ def _rawsend() -> None:
 
 
 def _wsdirect() -> None:
-    from bridge import protocol as p
-    from bridge import relay_server as rs
+    from bridge.relay import server as rs
+    from bridge.wire import control as p
 
     original = rs.RelayServer._fan_out
 
@@ -213,10 +213,10 @@ def main() -> None:
     names = [n for n in sys.argv[1].split(",") if n and n != "none"]
     for name in names:
         PATCHES[name]()
-    from bridge import relay_server as rs
+    from bridge.cli import relay as relay_cli
 
     parser = argparse.ArgumentParser(prog="crossband relay (patched)")
-    rs.register(parser.add_subparsers())
+    relay_cli.register(parser.add_subparsers())
     args = parser.parse_args(["relay", *sys.argv[2:]])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"relay patches: {','.join(names) or 'none'}", flush=True)

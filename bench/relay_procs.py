@@ -1,6 +1,6 @@
 """The processes under test in ``bench/relay_bench.py``, and how their CPU is accounted.
 
-- :class:`Relay` runs the real, unmodified ``python -m bridge.relay_server`` with its own
+- :class:`Relay` runs the real, unmodified ``python -m bridge.cli.relay`` with its own
   config, database and audit log (on the ordinary disk), pinned to ``RELAY_CPU`` with a raised
   ``RLIMIT_NOFILE``. Its config raises the per-session media rate limit and ``max_talk_time``
   so that saturation is the relay's CPU, not its policy.
@@ -111,7 +111,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class Relay:
-    """The real relay process (``python -m bridge.relay_server``), pinned to RELAY_CPU."""
+    """The real relay process (``python -m bridge.cli.relay``), pinned to RELAY_CPU."""
 
     def __init__(self, tmp: Path, trust: TrustBundle, name: str, patch: str | None = None) -> None:
         self.patch = patch  # run through bench.relay_patched with these patches
@@ -135,7 +135,7 @@ class Relay:
 
     def start(self) -> None:
         ready = self.dir / "ready.json"
-        module = ["bench.relay_patched", self.patch] if self.patch else ["bridge.relay_server"]
+        module = ["bench.relay_patched", self.patch] if self.patch else ["bridge.cli.relay"]
         cmd = [sys.executable, "-m", *module, "--config", str(self.dir / "relay.yaml")]
         with open(self.dir / "relay.log", "ab") as log:
             self.proc = subprocess.Popen(

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from bridge.errors import ConfigError
 
 
 def load_yaml_config(

@@ -14,7 +14,7 @@ def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "bridge.cli",
+            "bridge.cli.main",
             "demo",
             "--duration",
             "30",

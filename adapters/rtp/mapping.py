@@ -8,9 +8,9 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
       rate: 16000                 # endpoint audio rate: 16000 (wideband, default) or 8000
       channels:
         - channel: shiprider-7
-          codec: opus             # opus (default) | l16 (passthrough, see bridge.audio)
+          codec: opus             # opus (default) | l16 (passthrough, see bridge.audio.talk)
           priority: normal        # floor priority of bursts from the radio side
-          bitrate: 48000          # Opus bit rate between endpoints (bridge.audio)
+          bitrate: 48000          # Opus bit rate between endpoints (bridge.audio.talk)
           jitter: {min_ms: 20, max_ms: 200}
           input:
             port: 5004            # host (default 127.0.0.1) | group + interface (multicast)
@@ -43,7 +43,7 @@ from adapters.rtp.config import (
     RtpSenderConfig,
     RtpTransportConfig,
 )
-from bridge.audio import AUDIO_RATES, DEFAULT_BITRATE, ChannelCodec
+from bridge.audio.talk import AUDIO_RATES, DEFAULT_BITRATE, ChannelCodec
 from bridge.errors import ConfigError
 
 __all__ = ["ChannelMapping", "RtpInput", "RtpOutput", "load_gateway_config"]

@@ -49,8 +49,8 @@ from adapters.rtp.packet import (
     ntp_timestamp,
     parse_rtp,
 )
-from bridge import codec
-from bridge.codec import CodecError, OpusDecoder, OpusEncoder, Resampler, frame_samples
+from bridge.audio import codec
+from bridge.audio.codec import CodecError, OpusDecoder, OpusEncoder, Resampler, frame_samples
 
 __all__ = [
     "PayloadFormat",

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from adapters.rtp.packet import RtpPacket, parse_rtp
-from bridge import codec
-from bridge import events as ev
-from bridge.endpoint import Endpoint
+from bridge.audio import codec
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
 from tests.bridge.harness import RelayProcess, drain, endpoint, next_event
 from tests.world import World, make_world
 

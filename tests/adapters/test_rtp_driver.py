@@ -21,7 +21,7 @@ from adapters.rtp.stream import (
     RtpSenderConfig,
     RtpTransportConfig,
 )
-from bridge import codec
+from bridge.audio import codec
 
 PCMA = PayloadFormat.of("pcma")
 OPUS = PayloadFormat.of("opus", 111)

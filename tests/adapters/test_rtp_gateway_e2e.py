@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.rtp.gateway import RtpGateway, load_gateway_config
-from bridge.codec import OpusDecoder, OpusEncoder, resample
+from bridge.audio.codec import OpusDecoder, OpusEncoder, resample
+from bridge.gateway.rtp import RtpGateway, load_gateway_config
 from tests.adapters.gateway_rig import (
     CH,
     align,

@@ -22,7 +22,7 @@ from adapters.rtp.stream import (
     RtpSenderConfig,
     RtpTransportConfig,
 )
-from bridge import codec
+from bridge.audio import codec
 
 PCMU = PayloadFormat.of("pcmu")
 PCMA = PayloadFormat.of("pcma")

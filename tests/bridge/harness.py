@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from bridge import events as ev
-from bridge.endpoint import Endpoint
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
 from tests.world import Device, World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 class RelayProcess:
-    """``python -m bridge.relay_server`` with its own config, database and audit log."""
+    """``python -m bridge.cli.relay`` with its own config, database and audit log."""
 
     def __init__(self, tmp: Path, world: World, **options: Any) -> None:
         self.dir = tmp / "relay"
@@ -66,7 +66,7 @@ class RelayProcess:
                 [
                     sys.executable,
                     "-m",
-                    "bridge.relay_server",
+                    "bridge.cli.relay",
                     "--config",
                     str(self.config),
                     "--ready-file",

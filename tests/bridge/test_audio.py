@@ -1,4 +1,4 @@
-"""bridge.audio: the talk sender against a fake endpoint, the listen mixer on a fake clock."""
+"""bridge.audio.talk: the talk sender against a fake endpoint, the listen mixer on a fake clock."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from bridge import events as ev
-from bridge.audio import (
+from bridge.audio.codec import OpusDecoder, OpusEncoder, pcm_to_l16
+from bridge.audio.talk import (
     ListenMixer,
     PlayoutEvent,
     PlayoutFrame,
@@ -17,7 +17,7 @@ from bridge.audio import (
     TalkerStopped,
     TalkSender,
 )
-from bridge.codec import OpusDecoder, OpusEncoder, pcm_to_l16
+from bridge.endpoint import events as ev
 from tests.adapters.gateway_rig import align, pcm_array, speech_like
 
 CH = "inc-1"

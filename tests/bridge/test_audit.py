@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.audit import GENESIS, AuditLog, verify_command, verify_file
 from bridge.errors import RelayError
+from bridge.relay.audit import GENESIS, AuditLog, verify_command, verify_file
 
 
 def write_log(path: Path, n: int = 6) -> None:
@@ -195,7 +195,7 @@ def test_verify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_background_log_writes_in_order_and_flushes_on_close(tmp_path) -> None:
-    from bridge.audit import BackgroundAuditLog, verify_file
+    from bridge.relay.audit import BackgroundAuditLog, verify_file
 
     log = BackgroundAuditLog(tmp_path / "bg.log")
     for i in range(200):

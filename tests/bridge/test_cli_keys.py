@@ -1,6 +1,6 @@
 """The ``crossband`` CLI stands up three agencies from nothing, as an operator would.
 
-Most steps call :func:`bridge.cli.main` in-process (stdout capture is enough); the steps that
+Most steps call :func:`bridge.cli.main.main` in-process (stdout capture is enough); the steps that
 matter most for operators — a whole agency signing, the wrong passphrase, ``--help`` — run the
 real CLI in a subprocess, so exit codes and stderr are exactly what a shell sees.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import cli
-from bridge.cli import main
+from bridge.cli import main as cli
+from bridge.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 PASSPHRASE = "correct horse battery staple"
@@ -353,7 +353,7 @@ def test_verify_refusals(tmp_path: Path, cb) -> None:
 
 
 def test_help_runs_as_console_script_and_module(tmp_path: Path) -> None:
-    for module in ("bridge.cli", "bridge"):
+    for module in ("bridge.cli.main", "bridge"):
         done = subprocess.run(
             [sys.executable, "-m", module, "--help"],
             cwd=tmp_path,
@@ -395,8 +395,8 @@ def test_registry_skips_only_missing_command_modules(
 ) -> None:
     (tmp_path / "cbtest_broken_cmd.py").write_text("import cbtest_no_such_dependency\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ["bridge.keys_cli", "cbtest_not_written_yet"])
-    assert [m.__name__ for m in cli._command_modules()] == ["bridge.keys_cli"]
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ["bridge.cli.keys", "cbtest_not_written_yet"])
+    assert [m.__name__ for m in cli._command_modules()] == ["bridge.cli.keys"]
     monkeypatch.setattr(cli, "_COMMAND_MODULES", ["cbtest_broken_cmd"])
     with pytest.raises(ModuleNotFoundError) as excinfo:
         cli._command_modules()

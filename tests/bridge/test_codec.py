@@ -1,4 +1,4 @@
-"""bridge.codec: G.711 exact tables, L16 byte order, resampler, Opus round trip, FEC vs PLC."""
+"""bridge.audio.codec: G.711 tables, L16 byte order, resampler, Opus round trip, FEC vs PLC."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from bridge import codec
-from bridge.codec import CodecError, OpusDecoder, OpusEncoder, Resampler
+from bridge.audio import codec
+from bridge.audio.codec import CodecError, OpusDecoder, OpusEncoder, Resampler
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

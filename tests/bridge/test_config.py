@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from adapters.rtp.mapping import load_gateway_config
-from bridge.endpoint_cli import load_endpoint_config
+from bridge.cli.endpoint import load_endpoint_config
 from bridge.errors import ConfigError
-from bridge.relay_server import load_config
+from bridge.relay.server import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 

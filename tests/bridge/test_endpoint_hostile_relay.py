@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bridge import events as ev
-from bridge import protocol as p
-from bridge.endpoint import Endpoint
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
+from bridge.wire import control as p
 from tests.bridge.harness import free_port
 from tests.world import make_world
 

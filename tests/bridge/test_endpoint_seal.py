@@ -7,8 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from bridge import events as ev
-from bridge.endpoint import Endpoint
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
 from crypto.messages import BurstHasher, BurstSeal
 from crypto.sframe import decode_header
 from tests.world import make_world

@@ -7,7 +7,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from bridge.floor import (
+from bridge.floor.control import (
     EmergencyCleared,
     EmergencyStarted,
     Event,

@@ -1,4 +1,4 @@
-"""bridge.jitter: adaptive playout under simulated loss and jitter, on a fake clock."""
+"""bridge.audio.jitter: adaptive playout under simulated loss and jitter, on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bridge.jitter import JitterBuffer, PlayoutItem
+from bridge.audio.jitter import JitterBuffer, PlayoutItem
 
 TICK = 0.020
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge import protocol as p
 from bridge.errors import ProtocolError
-from bridge.relay import AUTH_DOMAIN, Outcome, RelayCore
-from bridge.store import MemoryStore
+from bridge.relay.core import AUTH_DOMAIN, Outcome, RelayCore
+from bridge.relay.store import MemoryStore
+from bridge.wire import control as p
 from crypto.encoding import signing_input
 from tests.world import NOW, Device, make_world
 
@@ -290,7 +290,7 @@ def test_fan_out_across_relay_nodes_through_the_remote_interface() -> None:
 
 
 def test_floor_state_comes_from_the_factory() -> None:
-    from bridge.floor import FloorControl
+    from bridge.floor.control import FloorControl
 
     made: list[FloorControl] = []
 

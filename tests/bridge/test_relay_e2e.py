@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge import events as ev
-from bridge import protocol as p
+from bridge.demo.memscan import process_memory
+from bridge.endpoint import events as ev
 from bridge.errors import RelayError
-from bridge.memscan import process_memory
+from bridge.wire import control as p
 from crypto.agreement import RevocationList
 from crypto.keys import Kem
 from tests.bridge.harness import RelayProcess, drain, endpoint, next_event
@@ -157,7 +157,7 @@ async def test_trilateral_channel_voice_messages_observer_removal_revocation(
 
 
 async def endpoint_refused(relay: RelayProcess, world: World, tmp: Path) -> str:
-    from bridge.endpoint import Endpoint
+    from bridge.endpoint.endpoint import Endpoint
 
     tmp.mkdir()
     d = world.devices["us-cbp/gw-blaine"]

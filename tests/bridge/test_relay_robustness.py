@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bridge import events as ev
-from bridge import protocol as p
-from bridge.endpoint import Endpoint
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
+from bridge.wire import control as p
 from crypto.keyfile import save_device
 from tests.bridge.harness import ROOT, RelayProcess, endpoint, next_event
 from tests.bridge.test_relay_e2e import CH, metrics, roster, talk
@@ -259,7 +259,7 @@ async def test_endpoint_command_runs_against_relay(tmp_path: Path, world: World)
         [
             sys.executable,
             "-m",
-            "bridge.cli",
+            "bridge.cli.main",
             "--log-level",
             "info",
             "endpoint",

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.errors import RelayError
-from bridge.store import ForwardStore, MemoryStore, SqliteStore
+from bridge.relay.store import ForwardStore, MemoryStore, SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,7 +140,7 @@ def test_not_a_database_is_refused(tmp_path: Path) -> None:
 
 CHILD = """
 import sys
-from bridge.store import SqliteStore
+from bridge.relay.store import SqliteStore
 store = SqliteStore(sys.argv[1])
 for i in range(100000):
     seq = store.enqueue(["vessel", "console"], "c1", "message", f"m{i}", b"\\xab" * 200, 0.0, 3600)

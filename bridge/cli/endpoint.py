@@ -29,15 +29,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bridge.config import load_yaml_config
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
+from bridge.errors import ConfigError
 from crypto.agreement import RevocationList, verify_revocation_list
 from crypto.errors import VerificationError
 from crypto.identity import Credential, TrustBundle, verify_credential
 from crypto.keyfile import load_device
-
-from . import events as ev
-from .config import load_yaml_config
-from .endpoint import Endpoint
-from .errors import ConfigError
 
 log = logging.getLogger("crossband.endpoint")
 
@@ -106,7 +105,7 @@ async def run_endpoint(cfg: dict[str, Any]) -> None:
     gateway = None
     await endpoint.start()
     if cfg.get("rtp"):
-        from adapters.rtp.gateway import RtpGateway, load_gateway_config
+        from bridge.gateway.rtp import RtpGateway, load_gateway_config
 
         gateway = RtpGateway(endpoint, load_gateway_config(cfg["rtp"]))
         await gateway.start(pump_events=False)

@@ -34,24 +34,14 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from crypto.agreement import RevocationList, verify_revocation_list
-from crypto.channel import Commit, CommitBundle, verify_commit
-from crypto.encoding import signing_input
-from crypto.errors import CrossbandError, DecryptError, Refusal, VerificationError
-from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, EPOCH_BITS, split_kid
-from crypto.identity import Credential, TrustBundle, verify_credential
-from crypto.sframe import decode_header
-
-from . import protocol as p
-from .errors import ProtocolError
-from .floor import (
+from bridge.errors import ProtocolError
+from bridge.floor.control import (
     Event,
     FloorControl,
     Priority,
 )
-from .floor_wire import floor_event_fields, floor_state_message
-from .ratelimit import TokenBucket
-from .relay_state import (
+from bridge.relay.ratelimit import TokenBucket
+from bridge.relay.state import (
     Channel,
     FloorArbiter,
     Job,
@@ -64,6 +54,15 @@ from .relay_state import (
     Session,
     render_metrics,
 )
+from bridge.wire import control as p
+from bridge.wire.floor import floor_event_fields, floor_state_message
+from crypto.agreement import RevocationList, verify_revocation_list
+from crypto.channel import Commit, CommitBundle, verify_commit
+from crypto.encoding import signing_input
+from crypto.errors import CrossbandError, DecryptError, Refusal, VerificationError
+from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, EPOCH_BITS, split_kid
+from crypto.identity import Credential, TrustBundle, verify_credential
+from crypto.sframe import decode_header
 
 __all__ = ["AUTH_DOMAIN", "Job", "Outcome", "RelayConfig", "RelayCore", "Send", "relay_proof"]
 

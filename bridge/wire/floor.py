@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import protocol as p
-from .floor import (
+from bridge.floor.control import (
     EmergencyCleared,
     EmergencyStarted,
     Event,
@@ -17,6 +16,7 @@ from .floor import (
     FloorRevoked,
     FloorSnapshot,
 )
+from bridge.wire import control as p
 
 
 def floor_state_message(channel: str, snap: FloorSnapshot) -> str:

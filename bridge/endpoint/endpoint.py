@@ -11,7 +11,7 @@ and messages in the clear; it sends only SFrame ciphertext to the relay. It
   keeps its membership and never reuses a nonce, and a redelivered message is dropped;
 - sends voice over UDP (or WebSocket) and signed messages through the relay's store-and-forward
   queue, resending unacknowledged messages after a reconnect (the relay drops duplicates);
-- reports what happens as :mod:`bridge.events` on an asyncio queue.
+- reports what happens as :mod:`bridge.endpoint.events` on an asyncio queue.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.endpoint import events as ev
+from bridge.endpoint.link import RelayLink
+from bridge.endpoint.state import EndpointState
+from bridge.errors import RelayError
+from bridge.wire import control as p
 from crypto.agreement import Agreement, RevocationList
 from crypto.channel import Commit, CommitBundle, create_commit
 from crypto.errors import CryptoError, DecryptError, VerificationError
@@ -36,12 +41,6 @@ from crypto.identity import Credential, DeviceKeys, TrustBundle, verify_credenti
 from crypto.keys import VerifyKey
 from crypto.messages import BurstHasher, BurstSeal, SignedMessage
 from crypto.sframe import decode_header
-
-from . import events as ev
-from . import protocol as p
-from .endpoint_link import RelayLink
-from .endpoint_state import EndpointState
-from .errors import RelayError
 
 log = logging.getLogger("crossband.endpoint")
 UDP_TAIL = 0.06  # seconds between the last UDP voice frame and the floor release

@@ -1,6 +1,6 @@
 """The relay's I/O driver: aiohttp WebSocket + /metrics, a UDP socket, timers, the store thread.
 
-Everything that decides anything lives in :mod:`bridge.relay`; this module moves bytes. Each
+Everything that decides anything lives in :mod:`bridge.relay.core`; this module moves bytes. Each
 WebSocket connection is read by one task, so a connection's control messages are handled in
 order. Store calls (fsync-heavy) run on one dedicated thread, in submission order, and their
 continuations come back to the event loop. A malformed or unknown message gets a coded error;
@@ -10,33 +10,20 @@ an exception in the handling of one connection is logged (without content) and a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import functools
 import gc
-import json
 import logging
-import os
-import signal
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from crypto.agreement import RevocationList, verify_revocation_list
-from crypto.errors import CrossbandError, VerificationError
-from crypto.identity import TrustBundle
-from crypto.keyfile import load_relay_key
-
-from . import protocol as p
-from .audit import BackgroundAuditLog
-from .config import load_yaml_config
-from .errors import ConfigError, ProtocolError
-from .relay import Job, Outcome, RelayConfig, RelayCore
-from .store import SqliteStore
+from bridge.errors import ProtocolError
+from bridge.relay.core import Job, Outcome, RelayCore
+from bridge.wire import control as p
+from crypto.errors import CrossbandError
 
 log = logging.getLogger("crossband.relay")
 WS_BACKLOG = 256 * 1024  # bytes queued to a WebSocket listener before its voice is dropped
@@ -277,107 +264,3 @@ class RelayServer:
                     )
             except Exception:
                 log.exception("event=timer-failed")
-
-
-# -- configuration and the command ------------------------------------------------------------
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    return load_yaml_config(
-        path,
-        "relay",
-        ("trust_bundle", "database", "audit_log"),
-        ("trust_bundle", "database", "audit_log", "tls_cert", "tls_key", "relay_key"),
-    )
-
-
-def build_server(cfg: dict[str, Any]) -> RelayServer:
-    paths = {
-        k: cfg[k]
-        for k in ("trust_bundle", "database", "audit_log", "tls_cert", "tls_key")
-        if cfg.get(k)
-    }
-    try:
-        trust = TrustBundle.decode(paths["trust_bundle"].read_bytes())
-    except (OSError, VerificationError) as exc:
-        raise ConfigError(f"trust bundle {paths['trust_bundle']}: {exc}")
-    crls: dict[str, RevocationList] = {}
-    for path in cfg["revocation_lists"]:
-        try:
-            rl = verify_revocation_list(RevocationList.decode(path.read_bytes()), trust)
-        except (OSError, VerificationError) as exc:
-            raise ConfigError(f"revocation list {path}: {exc}")
-        if rl.number > getattr(crls.get(rl.agency), "number", -1):
-            crls[rl.agency] = rl
-    signing_key = None
-    if cfg.get("relay_key"):
-        passphrase = os.environ.get(cfg["passphrase_env"]) if cfg.get("passphrase_env") else None
-        key_id, signing_key = load_relay_key(cfg["relay_key"], passphrase)
-        if key_id != str(cfg.get("relay_id", "relay")):
-            raise ConfigError(f"relay key {cfg['relay_key']} is for {key_id!r}, not relay_id")
-    limits = cfg.get("limits", {}) or {}
-    config = RelayConfig(
-        relay_id=str(cfg.get("relay_id", "relay")),
-        signing_key=signing_key,
-        max_talk_time=float(cfg.get("max_talk_time", 60)),
-        message_ttl=float(cfg.get("message_ttl", 7 * 86400)),
-        control_rate=float(limits.get("control_rate", 50)),
-        control_burst=float(limits.get("control_burst", 200)),
-        media_rate=float(limits.get("media_rate", 120)),
-        media_burst=float(limits.get("media_burst", 240)),
-    )
-    store = SqliteStore(paths["database"])
-    audit = BackgroundAuditLog(paths["audit_log"])
-    core = RelayCore(trust, store, audit, config, crls)
-    ctx = None
-    if "tls_cert" in paths:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(paths["tls_cert"], paths.get("tls_key"))
-    return RelayServer(
-        core,
-        host=str(cfg.get("host", "127.0.0.1")),
-        port=int(cfg.get("port", 8443)),
-        udp_port=None if cfg.get("udp_port") is False else int(cfg.get("udp_port", 8444)),
-        ssl_context=ctx,
-    )
-
-
-async def serve(cfg: dict[str, Any], ready_file: Path | None = None) -> None:
-    server = build_server(cfg)
-    await server.start()
-    if ready_file is not None:
-        ready_file.write_text(
-            json.dumps({"url": server.url, "udp_port": server.udp_port, "port": server.port})
-        )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"crossband relay listening on {server.url} (udp {server.udp_port})", flush=True)
-    await stop.wait()
-    await server.stop()
-    server.core.store.close()
-    server.core.audit.close()
-
-
-def _run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    asyncio.run(serve(cfg, Path(args.ready_file) if args.ready_file else None))
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    sp = subparsers.add_parser("relay", help="run the relay server")
-    sp.add_argument("--config", required=True, help="relay.yaml")
-    sp.add_argument("--ready-file", help="write the listening addresses here once ready")
-    sp.set_defaults(func=_run)
-
-
-if __name__ == "__main__":  # python -m bridge.relay_server --config relay.yaml
-    import sys
-
-    _parser = argparse.ArgumentParser(prog="crossband relay")
-    register(_parser.add_subparsers())
-    _args = _parser.parse_args(["relay", *sys.argv[1:]])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    sys.exit(_args.func(_args))

@@ -28,7 +28,7 @@ are unique per agency: revocation is by serial, and a reused serial would revoke
 
 This module is an I/O layer: it reads the clock (``time.time()``) and passes ``now`` to
 :mod:`crypto`, which reads none. ``verify`` exits 0 if the statement is accepted and 1 if it is
-refused, printing one line with the refusal code; operator errors exit 2 (see :mod:`bridge.cli`).
+refused, printing one line with the refusal code; operator errors exit 2 (see bridge.cli.main).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bridge.cli import help_handler
+from bridge.cli.main import help_handler
 from bridge.errors import ConfigError
 from crypto.agreement import (
     AGREEMENT_DOMAIN,
@@ -72,7 +72,7 @@ from crypto.keyfile import load_root, save_device, save_relay_key, save_root
 from crypto.keys import Kem, SigningKey, VerifyKey
 
 if TYPE_CHECKING:
-    from bridge.cli import Subparsers
+    from bridge.cli.main import Subparsers
 
 log = logging.getLogger(__name__)
 

@@ -25,15 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bridge.audio.talk import TalkSender
+from bridge.demo.memscan import process_memory
+from bridge.demo.radio import RATE, voice_like
+from bridge.demo.stage import CH, DEVICES, Stage, _percentile
+from bridge.endpoint import events as ev
+from bridge.relay.audit import verify_file
 from crypto.agreement import Agreement
 from crypto.identity import Credential, DeviceKeys
-
-from . import events as ev
-from .audio import TalkSender
-from .audit import verify_file
-from .demo_radio import RATE, voice_like
-from .demo_stage import CH, DEVICES, Stage, _percentile
-from .memscan import process_memory
 
 
 class Demo(Stage):

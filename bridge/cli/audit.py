@@ -1,7 +1,7 @@
-"""``crossband audit …``: check an audit log's hash chain (the log itself is :mod:`bridge.audit`).
+"""``crossband audit …``: check an audit log's hash chain (the log is :mod:`bridge.relay.audit`).
 
 ``crossband audit verify FILE`` prints one line and exits 0 if the chain is intact, 1 if not.
-:mod:`bridge.audit` is imported only when the command runs, so the rest of the CLI never
+:mod:`bridge.relay.audit` is imported only when the command runs, so the rest of the CLI never
 depends on it.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bridge.cli import help_handler
+from bridge.cli.main import help_handler
 
 if TYPE_CHECKING:
-    from bridge.cli import Subparsers
+    from bridge.cli.main import Subparsers
 
 
 def register(subparsers: Subparsers) -> None:
@@ -28,6 +28,6 @@ def register(subparsers: Subparsers) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from bridge.audit import verify_command
+    from bridge.relay.audit import verify_command
 
     return verify_command(args.file)

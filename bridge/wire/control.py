@@ -29,7 +29,7 @@ import json
 import struct
 from typing import Any, Final
 
-from .errors import ProtocolError
+from bridge.errors import ProtocolError
 
 VERSION: Final = 1
 MAX_CONTROL: Final = 4 * 1024 * 1024  # a commit for 500 hybrid-KEM members is ~1.5 MB

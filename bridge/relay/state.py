@@ -1,6 +1,6 @@
 """The relay's state and the values its core returns: sessions, channels, outcomes, metrics.
 
-Plain data, no I/O: :mod:`bridge.relay` mutates these, :mod:`bridge.relay_server` reads
+Plain data, no I/O: :mod:`bridge.relay.core` mutates these, :mod:`bridge.relay.server` reads
 :class:`Outcome` values and performs them.
 """
 
@@ -10,19 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bridge.floor.control import Event, FloorSnapshot, Priority
+from bridge.relay.ratelimit import TokenBucket
 from crypto.channel import Commit
 from crypto.group import EPOCH_BITS
 from crypto.identity import Credential
 from crypto.keys import SigningKey
 
-from .floor import Event, FloorSnapshot, Priority
-from .ratelimit import TokenBucket
-
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
 
 
 class FloorArbiter(Protocol):
-    """The floor of one channel (DESIGN §9). One node: :class:`bridge.floor.FloorControl`.
+    """The floor of one channel (DESIGN §9). One node: :class:`bridge.floor.control.FloorControl`.
     Several relay nodes: an implementation that holds a per-channel lease (a NATS KV entry)
     so that exactly one node arbitrates each channel's floor."""
 
@@ -54,7 +53,7 @@ class FloorArbiter(Protocol):
 class RemoteFanout(Protocol):
     """Carries a checked voice frame to the channel's members connected to *other* relay nodes
     (DESIGN §9: a NATS core subject per channel); each node then delivers to its own sessions
-    with :meth:`bridge.relay.RelayCore.from_remote`. One node needs none of it."""
+    with :meth:`bridge.relay.core.RelayCore.from_remote`. One node needs none of it."""
 
     def publish(self, channel: str, sender: str, frame: bytes) -> None: ...
 

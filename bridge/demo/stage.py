@@ -1,5 +1,5 @@
 """The demo's stage: three agencies' keys, the relay process, six endpoints with their RTP
-gateways and simulated radios, and the narrated event log (see :mod:`bridge.demo`)."""
+gateways and simulated radios, and the narrated event log (see :mod:`bridge.demo.main`)."""
 
 from __future__ import annotations
 
@@ -18,15 +18,14 @@ from typing import Any
 
 import yaml
 
-from adapters.rtp.gateway import RtpGateway, load_gateway_config
+from bridge.demo.radio import SimRadio, Speaker, open_speaker
+from bridge.endpoint import events as ev
+from bridge.endpoint.endpoint import Endpoint
+from bridge.gateway.rtp import RtpGateway, load_gateway_config
 from crypto.agreement import Agreement, verify_agreement
 from crypto.identity import AgencyRoot, Credential, DeviceKeys, TrustBundle, issue_credential
 from crypto.keyfile import save_device, save_root
 from crypto.keys import Kem
-
-from . import events as ev
-from .demo_radio import SimRadio, Speaker, open_speaker
-from .endpoint import Endpoint
 
 CH = "shiprider-4471"
 AGENCIES = {
@@ -243,7 +242,7 @@ class Stage:
                 [
                     sys.executable,
                     "-m",
-                    "bridge.relay_server",
+                    "bridge.cli.relay",
                     "--config",
                     str(rdir / "relay.yaml"),
                     "--ready-file",

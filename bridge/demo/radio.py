@@ -18,8 +18,7 @@ from adapters.rtp.config import PayloadFormat, RtpSenderConfig, RtpTransportConf
 from adapters.rtp.driver import RtpSenderDriver
 from adapters.rtp.packet import RtpParseError, parse_rtp
 from adapters.rtp.stream import RtpSender
-
-from .codec import ulaw_decode
+from bridge.audio.codec import ulaw_decode
 
 RATE = 8000
 FRAME = RATE // 50  # 20 ms

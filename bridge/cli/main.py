@@ -35,11 +35,11 @@ if TYPE_CHECKING:
 
 PROG = "crossband"
 _COMMAND_MODULES = [
-    "bridge.keys_cli",
-    "bridge.audit_cli",
-    "bridge.relay_server",
-    "bridge.endpoint_cli",
-    "bridge.demo",
+    "bridge.cli.keys",
+    "bridge.cli.audit",
+    "bridge.cli.relay",
+    "bridge.cli.endpoint",
+    "bridge.demo.main",
 ]
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-if __name__ == "__main__":  # python -m bridge.cli: run the importable module, not a second copy
-    from bridge.cli import main as _main
+if (
+    __name__ == "__main__"
+):  # python -m bridge.cli.main: run the importable module, not a second copy
+    from bridge.cli.main import main as _main
 
     sys.exit(_main())

@@ -12,7 +12,7 @@ sent as soon as the floor is granted, or dropped and counted if it is denied.
 **Receiving** — :class:`ListenMixer` (one per channel) is sans-IO: it is fed endpoint events
 with ``handle_event(event, now)`` and ticked once per 20 ms with ``tick(now)``, which returns
 :class:`TalkerStarted` / :class:`PlayoutFrame` / :class:`TalkerStopped`. Each talker gets a
-:class:`TalkReceiver`: an adaptive :class:`~bridge.jitter.JitterBuffer` and a decoder that
+:class:`TalkReceiver`: an adaptive :class:`~bridge.audio.jitter.JitterBuffer` and a decoder that
 plays a buffered frame, rebuilds a lost one from the next packet's in-band FEC
 (:meth:`OpusDecoder.decode_fec`), or conceals it (:meth:`OpusDecoder.conceal`). Frames of
 simultaneous talkers (a preemption overlap) are summed with saturation.
@@ -62,11 +62,17 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from bridge.audio.codec import (
+    CodecError,
+    OpusDecoder,
+    OpusEncoder,
+    frame_samples,
+    l16_to_pcm,
+    pcm_to_l16,
+)
+from bridge.audio.jitter import JitterBuffer
+from bridge.endpoint import events as ev
 from crypto.errors import CrossbandError
-
-from . import events as ev
-from .codec import CodecError, OpusDecoder, OpusEncoder, frame_samples, l16_to_pcm, pcm_to_l16
-from .jitter import JitterBuffer
 
 __all__ = [
     "ChannelCodec",
@@ -101,7 +107,7 @@ def _check(rate: int, codec: str) -> None:
 
 
 class VoiceEndpoint(Protocol):
-    """What the audio pipeline needs of :class:`bridge.endpoint.Endpoint`."""
+    """What the audio pipeline needs of :class:`bridge.endpoint.endpoint.Endpoint`."""
 
     async def start_burst(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> bool:
         """Request the floor; True once granted."""

@@ -8,7 +8,7 @@ For each :class:`~adapters.rtp.mapping.ChannelMapping`:
   the mapping's priority), ``Audio`` → :meth:`TalkSender.send` (Opus, or L16 passthrough),
   ``BurstEnd`` → :meth:`TalkSender.stop` (floor release + burst seal).
 * **channel → RTP out**: the endpoint's ``Voice`` events go to the channel's
-  :class:`~bridge.audio.ListenMixer`; a :class:`~bridge.audio.PlayoutTicker` ticks every
+  :class:`~bridge.audio.talk.ListenMixer`; a :class:`~bridge.audio.talk.PlayoutTicker` ticks every
   mixer every 20 ms, and the frames go to an :class:`RtpSenderDriver` — one RTP burst while
   anybody talks (key-up when the first talker starts, key-down when the last one stops).
 
@@ -35,8 +35,7 @@ from typing import Protocol
 from adapters.rtp.driver import RtpReceiverDriver, RtpSenderDriver
 from adapters.rtp.mapping import ChannelMapping, load_gateway_config
 from adapters.rtp.stream import Audio, BurstEnd, BurstStart, RtpEvent, RtpReceiver, RtpSender
-from bridge import events as ev
-from bridge.audio import (
+from bridge.audio.talk import (
     ListenMixer,
     PlayoutFrame,
     PlayoutTicker,
@@ -45,6 +44,7 @@ from bridge.audio import (
     TalkSender,
     VoiceEndpoint,
 )
+from bridge.endpoint import events as ev
 
 __all__ = ["RtpGateway", "ChannelMapping", "load_gateway_config"]
 
@@ -52,7 +52,7 @@ log = logging.getLogger("crossband.rtp.gateway")
 
 
 class GatewayEndpoint(VoiceEndpoint, Protocol):
-    """What the gateway needs of :class:`bridge.endpoint.Endpoint`."""
+    """What the gateway needs of :class:`bridge.endpoint.endpoint.Endpoint`."""
 
     device: str
     events: asyncio.Queue[ev.Event]

@@ -4,7 +4,7 @@
 key. It connects, answers the relay's challenge (and, when a relay key is pinned, checks the
 relay's own proof), keeps a UDP socket registered with the session token, reconnects with
 exponential backoff (0.2 s doubling to 10 s, with jitter) whenever the link drops, and hands
-what arrives to its :class:`LinkHandler` (the :class:`~bridge.endpoint.Endpoint`).
+what arrives to its :class:`LinkHandler` (the :class:`~bridge.endpoint.endpoint.Endpoint`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from urllib.parse import urlparse
 
 import aiohttp
 
+from bridge.endpoint import events as ev
+from bridge.errors import RelayError
+from bridge.relay.core import AUTH_DOMAIN, relay_proof
+from bridge.wire import control as p
 from crypto.encoding import signing_input
 from crypto.errors import VerificationError
 from crypto.identity import Credential
 from crypto.keys import SigningKey, VerifyKey
-
-from . import events as ev
-from . import protocol as p
-from .errors import RelayError
-from .relay import AUTH_DOMAIN, relay_proof
 
 log = logging.getLogger("crossband.endpoint")
 RELAY_NOT_AUTHENTIC = "relay-not-authentic"
