@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bridge.relay.core import AUTH_DOMAIN
 from bridge.wire import control as p
+from bridge.wire.auth import AUTH_DOMAIN
 from crypto.encoding import signing_input
 from tests.world import Device
 

@@ -23,8 +23,8 @@ import aiohttp
 
 from bridge.endpoint import events as ev
 from bridge.errors import RelayError
-from bridge.relay.core import AUTH_DOMAIN, relay_proof
 from bridge.wire import control as p
+from bridge.wire.auth import AUTH_DOMAIN, relay_proof
 from crypto.encoding import signing_input
 from crypto.errors import VerificationError
 from crypto.identity import Credential

@@ -55,6 +55,7 @@ from bridge.relay.state import (
     render_metrics,
 )
 from bridge.wire import control as p
+from bridge.wire.auth import AUTH_DOMAIN, relay_proof
 from bridge.wire.floor import floor_event_fields, floor_state_message
 from crypto.agreement import RevocationList, verify_revocation_list
 from crypto.channel import Commit, CommitBundle, verify_commit
@@ -64,24 +65,14 @@ from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, EPOCH_BITS, split_kid
 from crypto.identity import Credential, TrustBundle, verify_credential
 from crypto.sframe import decode_header
 
-__all__ = ["AUTH_DOMAIN", "Job", "Outcome", "RelayConfig", "RelayCore", "Send", "relay_proof"]
+__all__ = ["Job", "Outcome", "RelayConfig", "RelayCore", "Send"]
 
 log = logging.getLogger("crossband.relay")
 
-AUTH_DOMAIN = "crossband/v1/auth"
-RELAY_AUTH_DOMAIN = "crossband/v1/relay-auth"
 BACKLOG_PAGE = 200
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
 _CH = struct.Struct(">I")
 _PRIORITIES = {"normal": Priority.NORMAL, "high": Priority.HIGH, "emergency": Priority.EMERGENCY}
-
-
-def relay_proof(challenge: str, relay_id: str, device: str, nonce: str) -> bytes:
-    """What the relay signs in its welcome (and a device verifies against the pinned key)."""
-    return signing_input(
-        RELAY_AUTH_DOMAIN,
-        {"challenge": challenge, "relay": relay_id, "device": device, "nonce": nonce},
-    )
 
 
 class RelayCore:

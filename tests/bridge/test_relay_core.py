@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import ProtocolError
-from bridge.relay.core import AUTH_DOMAIN, Outcome, RelayCore
+from bridge.relay.core import Outcome, RelayCore
 from bridge.relay.store import MemoryStore
 from bridge.wire import control as p
+from bridge.wire.auth import AUTH_DOMAIN
 from crypto.encoding import signing_input
 from tests.world import NOW, Device, make_world
 
