@@ -34,7 +34,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from bridge.errors import ProtocolError
+from bridge.errors import RemoteProtocolError
 from bridge.floor.control import (
     Event,
     FloorControl,
@@ -192,7 +192,7 @@ class RelayCore:
                 Refusal.UNPINNED_ROOT: p.Codes.UNKNOWN_DEVICE,
             }.get(exc.code, p.Codes.AUTH_FAILED)
             self._audit("auth-refused", now, session=sid, reason=exc.code.value)
-            raise ProtocolError(code, exc.code.value)
+            raise RemoteProtocolError(code, exc.code.value)
         old = self.by_device.get(cred.device)
         out = Outcome()
         if old is not None:  # a reconnect supersedes the stale connection
@@ -278,15 +278,15 @@ class RelayCore:
         """Handle one validated control message from an authenticated session."""
         s = self.sessions[sid]
         if not s.control_rate.allow(now):
-            raise ProtocolError(p.Codes.RATE_LIMITED)
+            raise RemoteProtocolError(p.Codes.RATE_LIMITED)
         t = msg["t"]
         if s.device is None:
             if t != "auth":
-                raise ProtocolError(p.Codes.AUTH_REQUIRED)
+                raise RemoteProtocolError(p.Codes.AUTH_REQUIRED)
             return self.authenticate(sid, msg, now)
         handler = getattr(self, "_on_" + t.replace("-", "_"), None)
         if handler is None or t == "auth":
-            raise ProtocolError(p.Codes.UNKNOWN_TYPE)
+            raise RemoteProtocolError(p.Codes.UNKNOWN_TYPE)
         result: Outcome = handler(s, msg, now)
         return result
 
@@ -306,7 +306,9 @@ class RelayCore:
         try:
             rl = verify_revocation_list(RevocationList.decode(msg["list"]), self.trust)
         except VerificationError as exc:
-            raise ProtocolError(p.Codes.MALFORMED, f"revocation list refused: {exc.code.value}")
+            raise RemoteProtocolError(
+                p.Codes.MALFORMED, f"revocation list refused: {exc.code.value}"
+            )
         return self.apply_revocation(rl, now, reply_to=s.id)
 
     def apply_revocation(
@@ -339,11 +341,11 @@ class RelayCore:
         try:
             bundle = CommitBundle.decode(p.unb64(msg["bundle"]))
         except VerificationError as exc:
-            raise ProtocolError(p.Codes.MALFORMED, f"commit: {exc.code.value}")
+            raise RemoteProtocolError(p.Codes.MALFORMED, f"commit: {exc.code.value}")
         c = bundle.commit
         chan = self.channels.get(c.channel)
         if c.issuer != s.device:
-            raise ProtocolError(p.Codes.NOT_PERMITTED, "commit issuer is not this device")
+            raise RemoteProtocolError(p.Codes.NOT_PERMITTED, "commit issuer is not this device")
         if chan is not None and c.epoch <= chan.head.epoch:
             self._audit("commit-rebase", now, channel=c.channel, epoch=c.epoch, issuer=s.device)
             return Outcome(
@@ -469,9 +471,9 @@ class RelayCore:
     def _member(self, s: Session, ch: str) -> Channel:
         chan = self.channels.get(ch)
         if chan is None:
-            raise ProtocolError(p.Codes.UNKNOWN_CHANNEL)
+            raise RemoteProtocolError(p.Codes.UNKNOWN_CHANNEL)
         if s.device not in chan.members:
-            raise ProtocolError(p.Codes.NOT_MEMBER)
+            raise RemoteProtocolError(p.Codes.NOT_MEMBER)
         return chan
 
     def _sender_index_ok(self, chan: Channel, device: str, frame: bytes, context: int) -> bool:
@@ -487,14 +489,16 @@ class RelayCore:
         chan = self._member(s, msg["ch"])
         assert s.device is not None
         if not chan.head.may_send(s.device):
-            raise ProtocolError(p.Codes.NOT_PERMITTED, "observers do not transmit")
+            raise RemoteProtocolError(p.Codes.NOT_PERMITTED, "observers do not transmit")
         frame = p.unb64(msg["frame"])
         if len(frame) > p.MAX_SMALL_CONTROL or not self._sender_index_ok(
             chan, s.device, frame, CONTEXT_DATA
         ):
-            raise ProtocolError(p.Codes.MALFORMED, "frame does not carry this device's key id")
+            raise RemoteProtocolError(
+                p.Codes.MALFORMED, "frame does not carry this device's key id"
+            )
         if not 1 <= len(msg["id"]) <= 128:
-            raise ProtocolError(p.Codes.MALFORMED, "message id")
+            raise RemoteProtocolError(p.Codes.MALFORMED, "message id")
         msg_id = f"{s.device}/{msg['id']}"
         recipients = sorted(chan.members - {s.device})
         self.metrics.c["messages_accepted"] += 1
@@ -520,7 +524,7 @@ class RelayCore:
         device = s.device
         seq = msg["seq"]
         if seq > s.delivered:
-            raise ProtocolError(p.Codes.MALFORMED, "ack beyond delivery")
+            raise RemoteProtocolError(p.Codes.MALFORMED, "ack beyond delivery")
         return Outcome(job=Job(lambda: self.store.ack(device, seq), lambda _n: Outcome()))
 
     def _on_floor_request(self, s: Session, msg: dict[str, Any], now: float) -> Outcome:
@@ -528,7 +532,7 @@ class RelayCore:
         assert s.device is not None
         priority = _PRIORITIES.get(msg["priority"])
         if priority is None:
-            raise ProtocolError(p.Codes.MALFORMED, "priority")
+            raise RemoteProtocolError(p.Codes.MALFORMED, "priority")
         events = chan.floor.request(s.device, priority, now, may_talk=chan.head.may_send(s.device))
         return self._floor_events(chan, events, now)
 
@@ -541,7 +545,7 @@ class RelayCore:
         chan = self._member(s, msg["ch"])
         assert s.device is not None and s.cred is not None
         if s.device != chan.floor.emergency_by and not s.cred.has_role("dispatcher"):
-            raise ProtocolError(p.Codes.NOT_PERMITTED, "only the declarer or a dispatcher")
+            raise RemoteProtocolError(p.Codes.NOT_PERMITTED, "only the declarer or a dispatcher")
         return self._floor_events(chan, chan.floor.clear_emergency(s.device, now), now)
 
     # -- floor -------------------------------------------------------------------------------

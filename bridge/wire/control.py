@@ -29,7 +29,8 @@ import json
 import struct
 from typing import Any, Final
 
-from bridge.errors import ProtocolError
+from bridge.errors import RemoteProtocolError
+from bridge.wire.codes import Code
 
 VERSION: Final = 1
 MAX_CONTROL: Final = 4 * 1024 * 1024  # a commit for 500 hybrid-KEM members is ~1.5 MB
@@ -48,25 +49,7 @@ MAC_LEN: Final = 8
 _CH = struct.Struct(">I")
 
 
-class Codes:
-    """Wire error codes (stable strings)."""
-
-    MALFORMED = "malformed"
-    UNKNOWN_TYPE = "unknown-type"
-    BAD_VERSION = "bad-version"
-    TOO_LARGE = "too-large"
-    RATE_LIMITED = "rate-limited"
-    AUTH_REQUIRED = "auth-required"
-    AUTH_FAILED = "auth-failed"
-    REVOKED = "revoked"
-    UNKNOWN_DEVICE = "unknown-device"
-    NOT_MEMBER = "not-member"
-    NOT_PERMITTED = "not-permitted"
-    UNKNOWN_CHANNEL = "unknown-channel"
-    COMMIT_REFUSED = "commit-refused"
-    REBASE = "rebase"
-    DUPLICATE_SESSION = "duplicate-session"
-    INTERNAL = "internal"
+Codes = Code  # the name the callers use
 
 
 # type -> {field: type}. Extra fields are ignored (forward compatibility), missing or
@@ -89,24 +72,24 @@ _LARGE = {"commit", "auth", "revocation"}
 def parse_control(data: str | bytes) -> dict[str, Any]:
     """Parse and validate one client control message; raise ProtocolError with a wire code."""
     if len(data) > MAX_CONTROL:
-        raise ProtocolError(Codes.TOO_LARGE)
+        raise RemoteProtocolError(Codes.TOO_LARGE)
     try:
         msg = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        raise ProtocolError(Codes.MALFORMED, "not JSON")
+        raise RemoteProtocolError(Codes.MALFORMED, "not JSON")
     if not isinstance(msg, dict):
-        raise ProtocolError(Codes.MALFORMED, "not an object")
+        raise RemoteProtocolError(Codes.MALFORMED, "not an object")
     t = msg.get("t")
     if msg.get("v") != VERSION:
-        raise ProtocolError(Codes.BAD_VERSION, f"protocol version {VERSION} expected")
+        raise RemoteProtocolError(Codes.BAD_VERSION, f"protocol version {VERSION} expected")
     if not isinstance(t, str) or t not in CLIENT_MESSAGES:
-        raise ProtocolError(Codes.UNKNOWN_TYPE)
+        raise RemoteProtocolError(Codes.UNKNOWN_TYPE)
     if t not in _LARGE and len(data) > MAX_SMALL_CONTROL:
-        raise ProtocolError(Codes.TOO_LARGE)
+        raise RemoteProtocolError(Codes.TOO_LARGE)
     for name, kind in CLIENT_MESSAGES[t].items():
         value = msg.get(name)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ProtocolError(Codes.MALFORMED, f"field {name!r}")
+            raise RemoteProtocolError(Codes.MALFORMED, f"field {name!r}")
     return msg
 
 
@@ -120,7 +103,7 @@ def unb64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (ValueError, TypeError):
-        raise ProtocolError(Codes.MALFORMED, "bad base64")
+        raise RemoteProtocolError(Codes.MALFORMED, "bad base64")
 
 
 def control(t: str, **fields: Any) -> str:
@@ -142,7 +125,7 @@ def ws_media(kind: int, channel_no: int, frame: bytes) -> bytes:
 def parse_ws_media(data: bytes) -> tuple[int, int, bytes]:
     """Return (kind, channel_no, sframe)."""
     if len(data) < 6 or len(data) > MAX_SFRAME + 5:
-        raise ProtocolError(Codes.MALFORMED, "bad media frame")
+        raise RemoteProtocolError(Codes.MALFORMED, "bad media frame")
     return data[0], _CH.unpack_from(data, 1)[0], data[5:]
 
 
