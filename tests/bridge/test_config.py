@@ -9,7 +9,7 @@ import pytest
 from adapters.rtp.mapping import load_gateway_config
 from bridge.cli.endpoint import load_endpoint_config
 from bridge.errors import ConfigError
-from bridge.relay.server import load_config
+from bridge.relay.config import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 
