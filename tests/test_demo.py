@@ -1,25 +1,79 @@
-"""The demo is the project's main job: it must run headless and pass all of its checks."""
+"""The demo is the project's main job: it must run headless and pass all of its checks.
+
+The run is checked from what it leaves behind as well as from what it prints: the summary's
+fields parsed (not searched for a digit), every scripted check present and ``ok``, the relay
+process gone, and the relay's audit log verified by ``crossband audit verify`` with the events
+the incident must have produced. The memory search and the demo's checks around it are tested
+on their own: reading nothing is a failure, never "plaintext found: 0".
+"""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bridge.demo import main as demo_main
+from bridge.demo.main import Demo
+from bridge.demo.memscan import MemoryScanError, process_memory
 
 ROOT = Path(__file__).resolve().parents[1]
+CHECKS = (
+    "every member verified epoch 1 itself",
+    "US radio call reached the Canadian gateway and the vessel as audio",
+    "Mexican observer heard it with a verified burst seal",
+    "simultaneous key-up: one talker at a time, the other waited",
+    "the emergency preempted the US talker",
+    "every position saw the channel's emergency state",
+    "both dispatch messages reached the observer, signatures verified",
+    "the removed gateway learned it is out",
+    "after removal the others still hear, the removed gateway hears nothing",
+    "the vessel got every missed message once, in order",
+    "the vessel still holds every missed message exactly once, in order",
+    "the relay's process memory was searched (and holds the public device ids)",
+    "plaintext found at the relay (database, logs, audit log, memory): 0",
+    "the relay's audit log verifies (hash chain intact)",
+)
+# What the relay must have audited during the incident (metadata only).
+AUDITED = {"auth", "commit", "floor", "message", "disconnect"}
+
+
+def summary_fields(out: str) -> dict[str, str]:
+    """``name: value`` lines after the summary header, as a dict."""
+    _, sep, tail = out.partition("==== Crossband demo summary ====")
+    assert sep, "no summary"
+    fields = {}
+    for line in tail.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and not line.startswith("result"):
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def check_lines(out: str) -> list[tuple[str, bool]]:
+    """Each ``CHECK`` line's text (name and detail) and whether it held."""
+    return [(m[2], m[1] == "ok  ") for m in re.finditer(r"CHECK  (ok  |FAIL) (.+)$", out, re.M)]
+
+
+def held(checks: list[tuple[str, bool]], name: str) -> bool | None:
+    """Whether check ``name`` held (None: it never ran)."""
+    for text, ok in checks:
+        if text == name or text.startswith(name + " ("):
+            return ok
+    return None
 
 
 def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
     proc = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "bridge.cli.main",
-            "demo",
-            "--duration",
-            "30",
-            "--workdir",
-            str(tmp_path / "demo"),
+            *("-m", "bridge.cli.main", "demo", "--duration", "30", "--workdir", str(workdir)),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -29,18 +83,38 @@ def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
     out = proc.stdout + proc.stderr
     failed = [line for line in out.splitlines() if "FAIL" in line or "ERROR" in line]
     assert proc.returncode == 0, "\n".join(failed) + "\n...\n" + out[-3000:]
-    assert "ALL CHECKS PASSED" in out
-    assert "plaintext found at the relay: 0" in out
-    assert "FAIL" not in out
-    for needle in (
-        "emergency DECLARED",
-        "floor queued",
-        "removes ca-rcmp/gw-pacific",
-        "got every missed message once, in order",
-    ):
+    assert "result: ALL CHECKS PASSED" in out
+
+    checks = check_lines(out)
+    assert {name: held(checks, name) for name in CHECKS} == dict.fromkeys(CHECKS, True)
+    assert all(ok for _, ok in checks), [text for text, ok in checks if not ok]
+    fields = summary_fields(out)
+    assert fields["plaintext found at the relay"] == "0"
+    assert fields["checks"] == f"{len(checks)} passed, 0 failed"
+    assert int(fields["talk bursts"]) >= 6  # the script's six, then routine calls as time allows
+    sent, delivered = (int(n) for n in fields["messages sent / delivered"].split(" / "))
+    assert sent >= 5 and delivered >= sent
+    for needle in ("emergency DECLARED", "floor queued", "removes ca-rcmp/gw-pacific"):
         assert needle in out, needle
-    # The relay process it started is gone, and its audit log is on disk and verifies.
-    assert (tmp_path / "demo" / "relay" / "audit.log").stat().st_size > 0
+
+    # The relay process the demo started is gone.
+    pid = int(re.search(r"relay process (\d+) listening", out)[1])  # type: ignore[index]
+    assert not Path(f"/proc/{pid}").exists()
+
+    # Its audit log verifies with the operator's command and holds the incident's events.
+    audit = workdir / "relay" / "audit.log"
+    verify = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "audit", "verify", str(audit)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert re.search(rf"OK, {len(records)} records, chain intact", verify.stdout), verify.stdout
+    events = {r["event"] for r in records}
+    assert AUDITED <= events, f"missing from the audit log: {AUDITED - events}"
 
 
 def test_demo_refuses_too_short_a_duration() -> None:
@@ -52,3 +126,69 @@ def test_demo_refuses_too_short_a_duration() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "at least 30" in proc.stderr
+
+
+# -- the memory search --------------------------------------------------------------------------
+
+
+def test_memory_of_a_child_process_is_read() -> None:
+    marker = "crossband-memscan-marker-4f1c"
+    code = f"import sys; m = {marker!r} * 2; print('ready', flush=True); sys.stdin.read()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        memory = process_memory(child.pid)
+        assert (marker * 2).encode() in memory
+    finally:
+        child.communicate("", timeout=10)
+
+
+def test_memory_of_a_process_that_is_gone_cannot_be_read() -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert gone.wait(10) == 0  # exited and reaped: its /proc entry is gone
+    with pytest.raises(MemoryScanError):
+        process_memory(gone.pid)
+
+
+class _FakeRelay:
+    """What :meth:`Demo.final_checks` uses of the relay process, with a given pid."""
+
+    def __init__(self, directory: Path, pid: int) -> None:
+        self.dir = directory
+        self.audit_log = directory / "audit.log"
+        self.proc = SimpleNamespace(pid=pid)
+        self.running = True
+
+    def metrics(self) -> str:
+        raise OSError("not running")
+
+    def stop(self) -> None:
+        self.running = False
+
+
+def test_the_demo_fails_when_relay_memory_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay_dir = tmp_path / "relay"
+    relay_dir.mkdir()
+    for name in ("relay.db", "relay.log", "trust.json"):
+        (relay_dir / name).write_bytes(b"no canary here")
+    (relay_dir / "audit.log").write_bytes(b"")
+
+    def unreadable(pid: int) -> bytes:
+        raise MemoryScanError(f"no memory of process {pid} could be read")
+
+    monkeypatch.setattr(demo_main, "process_memory", unreadable)
+    lines: list[str] = []
+    demo = Demo(tmp_path, 30, out=lambda text, flush=False: lines.append(text))
+    demo.relay = _FakeRelay(relay_dir, 4242)  # type: ignore[assignment]
+    demo.canaries = ["canary-0123456789ab"]
+    demo.final_checks()
+    assert demo.summary() is False
+    checks = {c.name: c for c in demo.checks}
+    searched = checks["the relay's process memory was searched (and holds the public device ids)"]
+    assert not searched.ok and "could be read" in searched.detail
+    assert not checks["plaintext found at the relay (database, logs, audit log, memory): 0"].ok
+    assert "plaintext found at the relay: unknown" in lines

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adapters.rtp.codec import ulaw_decode
 from adapters.rtp.config import PayloadFormat, RtpSenderConfig, RtpTransportConfig
 from adapters.rtp.driver import RtpSenderDriver
 from adapters.rtp.packet import RtpParseError, parse_rtp
 from adapters.rtp.stream import RtpSender
-from bridge.audio.codec import ulaw_decode
 
 RATE = 8000
 FRAME = RATE // 50  # 20 ms

@@ -1,301 +1,140 @@
-"""The demo's stage: three agencies' keys, the relay process, six endpoints with their RTP
-gateways and simulated radios, and the narrated event log (see :mod:`bridge.demo.main`)."""
+"""The demo's stage: the three agencies' keys, the relay process, six endpoints with their RTP
+gateways and simulated radios (see :mod:`bridge.demo.main` for the incident played on it).
+
+The keys come from the builder the tests use (:mod:`bridge.demo.world`) and are saved as the
+files an operator would hold. Each endpoint's events are pumped into a per-position list (and
+into its gateway, which plays voice out as RTP); :meth:`Stage.wait_for` waits for events with a
+deadline, woken by each arrival rather than by polling.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
-import shutil
-import socket
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from adapters.rtp.adapter import RtpAdapter
+from adapters.rtp.mapping import load_gateway_config
+from bridge.demo.cast import CH, DEVICES, GATEWAYS, PITCH
+from bridge.demo.narrator import Narrator
 from bridge.demo.radio import SimRadio, Speaker, open_speaker
+from bridge.demo.relay_process import RelayProcess
+from bridge.demo.world import AGENCIES, AGENCY_NAMES, Device, World, make_world
 from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
-from bridge.gateway.rtp import RtpGateway, load_gateway_config
-from crypto.agreement import Agreement, verify_agreement
-from crypto.identity import AgencyRoot, Credential, DeviceKeys, TrustBundle, issue_credential
-from crypto.keyfile import save_device, save_root
-from crypto.keys import Kem
-
-CH = "shiprider-4471"
-AGENCIES = {
-    "us-cbp": "US Customs and Border Protection",
-    "ca-rcmp": "Royal Canadian Mounted Police",
-    "mx-gn": "Guardia Nacional (Mexico)",
-}
-# device name -> (agency, kind, roles, role in the channel, alias, KEM)
-DEVICES: dict[str, tuple[str, str, tuple[str, ...], str, str, Kem]] = {
-    "us-cbp/dispatch-blaine": (
-        "us-cbp",
-        "console",
-        ("dispatcher", "member"),
-        "dispatcher",
-        "Blaine Sector dispatch",
-        Kem.MLKEM768_X25519,
-    ),
-    "us-cbp/gw-blaine": (
-        "us-cbp",
-        "radio-gateway",
-        ("member",),
-        "member",
-        "Blaine P25 RoIP gateway",
-        Kem.X25519,
-    ),
-    "ca-rcmp/dispatch-surrey": (
-        "ca-rcmp",
-        "console",
-        ("dispatcher", "member"),
-        "dispatcher",
-        "RCMP Surrey OCC",
-        Kem.MLKEM768_X25519,
-    ),
-    "ca-rcmp/gw-pacific": (
-        "ca-rcmp",
-        "radio-gateway",
-        ("member",),
-        "member",
-        "RCMP Pacific RoIP gateway",
-        Kem.X25519,
-    ),
-    "ca-rcmp/vessel-shiprider-1": (
-        "ca-rcmp",
-        "vessel",
-        ("member",),
-        "member",
-        "Shiprider vessel 1 (joint crew)",
-        Kem.MLKEM768_X25519,
-    ),
-    "mx-gn/c4-tijuana": (
-        "mx-gn",
-        "console",
-        ("observer",),
-        "observer",
-        "GN C4 Tijuana (observer)",
-        Kem.X25519,
-    ),
-}
-GATEWAYS = ("us-cbp/gw-blaine", "ca-rcmp/gw-pacific", "ca-rcmp/vessel-shiprider-1")
-PITCH = {
-    "us-cbp/gw-blaine": 120.0,
-    "ca-rcmp/gw-pacific": 190.0,
-    "ca-rcmp/vessel-shiprider-1": 150.0,
-}
+from bridge.gateway import Binding, ChannelAudio, Gateway
+from crypto.agreement import verify_agreement
 
 
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str = ""
-
-
-@dataclass
-class Tally:
-    bursts: int = 0
-    seals_verified: int = 0
-    seals_incomplete: int = 0
-    messages_sent: int = 0
-    messages_delivered: int = 0
-    latencies: list[float] = field(default_factory=list)
-
-
-def _free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-class Stage:
-    """Everything the incident runs on: keys, the relay process, endpoints, gateways, radios,
-    and a narrated log of what each position notices."""
+class Stage(Narrator):
+    """Everything the incident runs on: keys, the relay process, endpoints, gateways, radios."""
 
     def __init__(self, workdir: Path, duration: float, out: Any = print) -> None:
+        super().__init__(out)
         self.dir = workdir
         self.duration = duration
         self.pace = max(0.5, min(3.0, duration / 45.0))
-        self._out = out
-        self.t0 = time.monotonic()
-        self.checks: list[Check] = []
-        self.tally = Tally()
         self.canaries: list[str] = []
         self.endpoints: dict[str, Endpoint] = {}
-        self.gateways: dict[str, RtpGateway] = {}
+        self.gateways: dict[str, Gateway] = {}
         self.radios: dict[str, SimRadio] = {}
         self.speakers: dict[str, Speaker] = {}
         self.received: dict[str, list[ev.Event]] = {}
         self._pumps: dict[str, asyncio.Task[None]] = {}
-        self._sent_at: dict[tuple[str, int], float] = {}
-        self.relay: subprocess.Popen[bytes] | None = None
+        self._arrival = asyncio.Condition()
+        self.relay: RelayProcess | None = None
         self.final_stats: dict[str, dict[str, int]] = {}
-        self.plaintext_found = -1
-        self.relay_url = ""
-        self.relay_drops = "unknown"
-
-    # -- output ---------------------------------------------------------------------------------
-
-    def say(self, what: str, text: str) -> None:
-        self._out(f"[{time.monotonic() - self.t0:6.1f}s] {what:<6} {text}", flush=True)
-
-    def check(self, name: str, ok: bool, detail: str = "") -> bool:
-        self.checks.append(Check(name, ok, detail))
-        self.say("CHECK", f"{'ok  ' if ok else 'FAIL'} {name}" + (f" ({detail})" if detail else ""))
-        return ok
 
     async def pause(self, seconds: float) -> None:
+        """A beat of the story (scaled to the run's duration); nothing is checked after it."""
         await asyncio.sleep(seconds * self.pace)
 
     # -- set-up -----------------------------------------------------------------------------------
 
-    def make_keys(self) -> tuple[TrustBundle, Agreement, dict[str, tuple[Credential, DeviceKeys]]]:
-        keys_dir = self.dir / "keys"
-        keys_dir.mkdir(parents=True, exist_ok=True)
+    def make_world(self) -> World:
+        """Roots, the trilateral agreement signed by each agency in turn, the six devices."""
         now = int(time.time())
-        roots = {}
-        for agency, name in AGENCIES.items():
-            roots[agency] = AgencyRoot.generate(agency)
-            save_root(keys_dir / f"{agency}.root.key", roots[agency], None)
+        world = make_world(
+            now=now,
+            agreement_id="shiprider-pacific",
+            agreement_name="Pacific Shiprider (Mexico observing)",
+            days=30,
+        )
+        for agency in AGENCIES:
+            fingerprint = world.roots[agency].public.fingerprint[:16]
+            name = AGENCY_NAMES[agency]
+            self.say("KEYS", f"{agency}: root created ({name}), fingerprint {fingerprint}")
+        for signed, agency in enumerate(AGENCIES, start=1):
             self.say(
                 "KEYS",
-                f"{agency}: root created ({name}), fingerprint "
-                f"{roots[agency].public.fingerprint[:16]}",
+                f"{agency} signed agreement '{world.agreement.name}' "
+                f"({signed}/{len(AGENCIES)} signatures)",
             )
-        trust = TrustBundle({a: r.public for a, r in roots.items()})
-        (self.dir / "trust.json").write_bytes(trust.encode())
-        agreement = Agreement.create(
-            "shiprider-pacific",
-            "Pacific Shiprider (Mexico observing)",
-            {
-                "us-cbp": ["dispatcher", "member"],
-                "ca-rcmp": ["dispatcher", "member"],
-                "mx-gn": ["observer"],
-            },
-            now - 60,
-            now + 30 * 86400,
-        )
-        for agency in ("us-cbp", "ca-rcmp", "mx-gn"):
-            agreement = agreement.add_signature(roots[agency])
-            self.say(
-                "KEYS",
-                f"{agency} signed agreement '{agreement.name}' "
-                f"({len(agreement.signatures)}/3 signatures)",
-            )
-        verify_agreement(agreement, trust, now)
-        (self.dir / "agreement.json").write_bytes(agreement.encode())
-        devices = {}
-        for serial, (device, (agency, kind, roles, _role, alias, kem)) in enumerate(
-            DEVICES.items(), start=1
-        ):
-            dk = DeviceKeys.generate(kem)
-            cred = issue_credential(
-                roots[agency],
-                device.split("/", 1)[1],
-                dk,
-                roles=roles,
-                not_before=now - 60,
-                not_after=now + 86400,
-                serial=serial,
-                kind=kind,
-                alias=alias,
-            )
-            save_device(keys_dir / f"{device.replace('/', '_')}.key", device, dk, None)
-            (keys_dir / f"{device.replace('/', '_')}.cred").write_bytes(cred.encode())
-            devices[device] = (cred, dk)
-            self.say("KEYS", f"{device}: {kind}, roles {','.join(roles)}, HPKE {kem.value}")
-        return trust, agreement, devices
+        verify_agreement(world.agreement, world.trust, now)
+        for device, pos in DEVICES.items():
+            agency, name = device.split("/", 1)
+            world.device(agency, name, pos.roles, pos.kem, kind=pos.kind, alias=pos.alias, days=1)
+            roles = ",".join(pos.roles)
+            self.say("KEYS", f"{device}: {pos.kind}, roles {roles}, HPKE {pos.kem.value}")
+        world.save(self.dir)
+        return world
 
-    def start_relay(self) -> str:
-        rdir = self.dir / "relay"
-        rdir.mkdir(exist_ok=True)
-        shutil.copy(self.dir / "trust.json", rdir / "trust.json")
-        port = _free_port(socket.SOCK_STREAM)
-        cfg = {
-            "relay_id": "demo-relay",
-            "host": "127.0.0.1",
-            "port": port,
-            "udp_port": _free_port(socket.SOCK_DGRAM),
-            "trust_bundle": "trust.json",
-            "database": "relay.db",
-            "audit_log": "audit.log",
-            "max_talk_time": 30,
-        }
-        (rdir / "relay.yaml").write_text(yaml.safe_dump(cfg))
-        ready = rdir / "ready.json"
-        with open(rdir / "relay.log", "wb") as log:
-            self.relay = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bridge.cli.relay",
-                    "--config",
-                    str(rdir / "relay.yaml"),
-                    "--ready-file",
-                    str(ready),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while not ready.exists():
-            if self.relay.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the relay did not start; see " + str(rdir / "relay.log"))
-            time.sleep(0.05)
-        url = str(json.loads(ready.read_text())["url"])
-        self.relay_url = url
-        self.say("RELAY", f"relay process {self.relay.pid} listening on {url} (SQLite, audit log)")
-        return url
-
-    async def connect(
-        self, device: str, cred: Credential, keys: DeviceKeys, trust: TrustBundle, url: str
-    ) -> Endpoint:
-        ep = Endpoint(
-            cred, keys, trust, url, str(self.dir / "state" / f"{device.replace('/', '_')}.db")
+    def start_relay(self, world: World) -> str:
+        self.relay = RelayProcess(self.dir / "relay", world.trust, "demo-relay", max_talk_time=30)
+        self.relay.start()
+        assert self.relay.proc is not None
+        self.say(
+            "RELAY",
+            f"relay process {self.relay.proc.pid} listening on {self.relay.url} "
+            "(SQLite, audit log)",
         )
-        ep.voice_sent_hook = lambda ch, ctr, t, d=device: self._sent_at.__setitem__((d, ctr), t)
+        return self.relay.url
+
+    async def connect(self, device: Device, world: World, url: str) -> Endpoint:
+        name = device.id
+        state = self.dir / "state" / f"{name.replace('/', '_')}.db"
+        ep = Endpoint(device.cred, device.keys, world.trust, url, str(state))
+        ep.voice_sent_hook = lambda ch, ctr, t, d=name: self.sent_at.__setitem__((d, ctr), t)
         await ep.start()
         await ep.wait_connected(15)
-        self.endpoints[device] = ep
-        self.received.setdefault(device, [])
-        if device in GATEWAYS:
-            speaker = self.speakers.get(device) or await open_speaker(device)
-            self.speakers[device] = speaker
-            rtp = {
-                "rate": 16000,
-                "channels": [
-                    {
-                        "channel": CH,
-                        "input": {"port": 0, "payload": "pcmu", "hang_time": 0.4},
-                        "output": {"port": speaker.port, "payload": "pcmu"},
-                    }
-                ],
-            }
-            gw = RtpGateway(ep, load_gateway_config(rtp))
-            await gw.start(pump_events=False)
-            self.gateways[device] = gw
-            host, port = gw.input_address(CH)
-            radio = SimRadio(device, host, port, PITCH[device])
-            await radio.start()
-            if device in self.radios:
-                self.radios[device].close()
-            self.radios[device] = radio
-        self._pumps[device] = asyncio.create_task(self._pump(device, ep))
+        self.endpoints[name] = ep
+        self.received.setdefault(name, [])
+        if name in GATEWAYS:
+            await self._attach_gateway(name, ep)
+        self._pumps[name] = asyncio.create_task(self._pump(name, ep))
         return ep
+
+    async def _attach_gateway(self, name: str, ep: Endpoint) -> None:
+        speaker = self.speakers.get(name) or await open_speaker(name)
+        self.speakers[name] = speaker
+        rtp = {
+            "rate": 16000,
+            "channels": [
+                {
+                    "channel": CH,
+                    "input": {"port": 0, "payload": "pcmu", "hang_time": 0.4},
+                    "output": {"port": speaker.port, "payload": "pcmu"},
+                }
+            ],
+        }
+        (mapping,) = load_gateway_config(rtp)
+        adapter = RtpAdapter(mapping)
+        audio = ChannelAudio(
+            mapping.codec, mapping.bitrate, mapping.jitter_min_ms, mapping.jitter_max_ms
+        )
+        gw = Gateway(ep, [Binding(CH, adapter, audio)])
+        await gw.start(pump_events=False)
+        self.gateways[name] = gw
+        host, port = adapter.input_address
+        radio = SimRadio(name, host, port, PITCH[name])
+        await radio.start()
+        if name in self.radios:
+            self.radios[name].close()
+        self.radios[name] = radio
 
     async def disconnect(self, device: str) -> None:
         task = self._pumps.pop(device, None)
@@ -312,6 +151,14 @@ class Stage:
             self.final_stats[device] = {k: prior.get(k, 0) + v for k, v in ep.stats.items()}
             await ep.stop()
 
+    async def close(self) -> None:
+        for device in list(self.endpoints):
+            await self.disconnect(device)
+        for radio in self.radios.values():
+            radio.close()
+        for speaker in self.speakers.values():
+            speaker.close()
+
     async def _pump(self, device: str, ep: Endpoint) -> None:
         while True:
             event = await ep.events.get()
@@ -319,58 +166,9 @@ class Stage:
             if gw is not None:
                 gw.handle_event(event)
             self.received[device].append(event)
-            self._observe(device, event)
-
-    def _observe(self, device: str, e: ev.Event) -> None:
-        """Log what a person at each position would notice (one line per event of note)."""
-        main = device == "mx-gn/c4-tijuana"  # narrate from the observer's console
-        if isinstance(e, ev.Voice):
-            sent = self._sent_at.get((e.sender, e.ctr))
-            if sent is not None and e.received_at >= sent:
-                self.tally.latencies.append(e.received_at - sent)
-        elif isinstance(e, ev.TalkerChanged) and main:
-            who = e.talker or "nobody"
-            self.say(
-                "FLOOR",
-                f"{e.channel}: talking now: {who}"
-                + (f" [{e.priority}]" if e.priority else "")
-                + f" ({e.reason})",
-            )
-        elif isinstance(e, ev.Emergency) and main:
-            self.say(
-                "EMERG", f"{e.channel}: emergency {'DECLARED' if e.active else 'cleared'} by {e.by}"
-            )
-        elif isinstance(e, ev.BurstSealed):
-            if e.verified:
-                self.tally.seals_verified += 1
-            else:
-                self.tally.seals_incomplete += 1
-            if main:
-                self.say(
-                    "SEAL",
-                    f"burst by {e.sender}: {e.frames} frames sealed, "
-                    f"{e.received} received, signature "
-                    f"{'verified, complete' if e.verified else 'valid, frames missing'}",
-                )
-        elif isinstance(e, ev.Message):
-            self.tally.messages_delivered += 1
-            if main or device == "ca-rcmp/vessel-shiprider-1":
-                self.say("MSG", f"{device} <- {e.sender}: {e.body.decode(errors='replace')!r}")
-        elif (
-            isinstance(e, ev.FloorEvent)
-            and e.device == device
-            and e.event in ("queued", "denied", "revoked")
-        ):
-            self.say(
-                "FLOOR",
-                f"{device}: floor {e.event}"
-                + (f" ({e.reason})" if e.reason else "")
-                + (f", position {e.position}" if e.position is not None else ""),
-            )
-        elif isinstance(e, ev.ChannelUpdated) and main:
-            self.say("CHAN", f"{e.channel} '{e.name}' epoch {e.epoch}: {len(e.roster)} members")
-        elif isinstance(e, ev.Error):
-            self.say("ERROR", f"{device}: {e.code} {e.detail}")
+            self.observe(device, event)
+            async with self._arrival:
+                self._arrival.notify_all()
 
     # -- helpers for the script ------------------------------------------------------------------
 
@@ -396,15 +194,29 @@ class Stage:
     async def wait_for(
         self, who: str, kind: type, since: int, count: int = 1, timeout: float = 10.0, **match: Any
     ) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [
+        """The events of ``kind`` (fields equal to ``match``) that ``who`` received since
+        ``since``, once there are ``count`` of them or ``timeout`` passed: the caller checks."""
+
+        def found() -> list[Any]:
+            return [
                 e
                 for e in self.events(who, kind, since)
                 if all(getattr(e, k) == v for k, v in match.items())
             ]
-            if len(found) >= count or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(0.05)
 
-    # -- the incident ----------------------------------------------------------------------------
+        async with self._arrival:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._arrival.wait_for(lambda: len(found()) >= count), timeout
+                )
+        return found()
+
+    async def until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Whether ``condition`` came true within ``timeout`` (for counters that datagrams
+        update, such as a speaker's); the caller checks the answer."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True

@@ -1,104 +1,41 @@
-"""Start the real relay process on loopback for integration tests, and stop it afterwards."""
+"""Integration-test helpers: the real relay process on loopback (started and stopped by the
+test), endpoints connected to it, and waiting for events with deadlines that fail."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bridge.demo import relay_process
+from bridge.demo.relay_process import free_port
 from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
 from tests.world import Device, World
 
 ROOT = Path(__file__).resolve().parents[2]
 
+__all__ = [
+    "ROOT",
+    "RelayProcess",
+    "drain",
+    "endpoint",
+    "free_port",
+    "next_event",
+    "quiet",
+    "until",
+]
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
-
-class RelayProcess:
-    """``python -m bridge.cli.relay`` with its own config, database and audit log."""
+class RelayProcess(relay_process.RelayProcess):
+    """``python -m bridge.cli.relay`` in ``tmp/relay`` with the world's trust bundle (see
+    :class:`bridge.demo.relay_process.RelayProcess`: ``start``, ``stop``, ``kill9``, ``url``,
+    ``port``, ``udp_port``, ``dir``, ``config``, ``log``, ``proc``, ``metrics``)."""
 
     def __init__(self, tmp: Path, world: World, **options: Any) -> None:
-        self.dir = tmp / "relay"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "trust.json").write_bytes(world.trust.encode())
-        self.port = free_port()
-        self.udp_port = free_port(socket.SOCK_DGRAM)
-        cfg = {
-            "relay_id": "test-relay",
-            "host": "127.0.0.1",
-            "port": self.port,
-            "udp_port": self.udp_port,
-            "trust_bundle": "trust.json",
-            "database": "relay.db",
-            "audit_log": "audit.log",
-            "revocation_lists": [],
-            **options,
-        }
-        self.config = self.dir / "relay.yaml"
-        self.config.write_text(yaml.safe_dump(cfg))
-        self.log = self.dir / "relay.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def start(self, timeout: float = 20.0) -> None:
-        ready = self.dir / "ready.json"
-        ready.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bridge.cli.relay",
-                    "--config",
-                    str(self.config),
-                    "--ready-file",
-                    str(ready),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"relay exited: {self.log.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("relay did not start")
-            time.sleep(0.05)
-        json.loads(ready.read_text())
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        options.setdefault("revocation_lists", [])
+        super().__init__(tmp / "relay", world.trust, "test-relay", **options)
 
 
 async def endpoint(
@@ -133,4 +70,31 @@ def drain(ep: Endpoint) -> list[ev.Event]:
     out = []
     while not ep.events.empty():
         out.append(ep.events.get_nowait())
+    return out
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    """Wait until ``condition()`` holds; raise TimeoutError if it does not within ``timeout``.
+
+    For state that no event announces (a relay counter, a socket); the caller asserts on the
+    exact value afterwards."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"{what or 'the condition'} did not hold within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+async def quiet(ep: Endpoint, seconds: float) -> list[ev.Event]:
+    """Every event ``ep`` has queued or receives within ``seconds``: for checking that
+    something does *not* arrive, where no later event can serve as a barrier."""
+    out = drain(ep)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            out.append(await asyncio.wait_for(ep.events.get(), left))
+        except TimeoutError:
+            break
     return out
