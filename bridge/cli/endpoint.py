@@ -1,21 +1,25 @@
 """``crossband endpoint --config endpoint.yaml``: run one device's endpoint (and its adapters).
 
-The configuration names the device's key file and credential, the trust bundle, the relay,
-the state file, and optionally revocation lists and RTP gateway mappings::
+The configuration (:class:`~bridge.config.EndpointSettings`; docs/operators.md lists every
+setting) names the device's key file and credential, the trust bundle, the relay, the state
+file, and optionally the relay's pinned key, the CA of its TLS certificate, revocation lists and
+RTP gateway mappings::
 
     device_key: keys/us-cbp_gw-blaine.key     # 0600; sealed keys need passphrase_env
     credential: keys/us-cbp_gw-blaine.cred
     trust_bundle: trust.json
-    relay: ws://127.0.0.1:8443/ws             # wss:// in production
+    relay: wss://relay.example.net:8443/ws    # ws:// for loopback testing only
+    relay_key: <base64url>                    # pin the relay (printed by crossband keys relay)
+    tls_ca: tls/ca.pem                        # optional: trust only this CA for wss://
     state: state/gw-blaine.db
     transport: udp                            # or ws where UDP is blocked
     passphrase_env: CROSSBAND_DEVICE_PASS     # optional
-    relay_key: <base64url>                    # optional: pin the relay (crossband keys relay)
     revocation_lists: [us-cbp.crl]            # optional
-    rtp: [...]                                # optional, see adapters/rtp/gateway.py
+    rtp: {...}                                # optional, see adapters/rtp/mapping.py
 
-The process logs what happens (talker changes, channel epochs, message ids and sizes) and
-never any content.
+Every problem with the file, or with a file it names, is one ``ConfigError`` line naming the
+file, the setting and the problem (exit status 2). The process logs what happens (talker
+changes, channel epochs, message ids and sizes) and never any content.
 """
 
 from __future__ import annotations
@@ -25,57 +29,133 @@ import asyncio
 import logging
 import os
 import signal
+import sqlite3
+import ssl
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bridge.config import load_yaml_config
+from bridge.config import EndpointSettings, config_error, parse_settings, read_yaml
 from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
-from bridge.errors import ConfigError
+from bridge.gateway import Binding, ChannelAudio, Gateway
 from crypto.agreement import RevocationList, verify_revocation_list
-from crypto.errors import VerificationError
+from crypto.errors import CrossbandError
 from crypto.identity import Credential, TrustBundle, verify_credential
 from crypto.keyfile import load_device
+
+if TYPE_CHECKING:
+    from adapters.rtp.mapping import ChannelMapping
 
 log = logging.getLogger("crossband.endpoint")
 
 
-def load_endpoint_config(path: str | Path) -> dict[str, Any]:
-    keys = ("device_key", "credential", "trust_bundle", "state")
-    cfg = load_yaml_config(path, "endpoint", (*keys, "relay"), keys)
-    if cfg.get("transport", "udp") not in ("udp", "ws"):
-        raise ConfigError(f"{path}: transport must be 'udp' or 'ws'")
-    return cfg
+@dataclass(frozen=True)
+class EndpointConfig:
+    """A validated endpoint.yaml: its settings, and its RTP mappings checked by the adapter."""
+
+    source: Path
+    settings: EndpointSettings
+    rtp: list[ChannelMapping] = field(default_factory=list)
 
 
-def build_endpoint(cfg: dict[str, Any], now: float) -> Endpoint:
-    passphrase = os.environ.get(cfg["passphrase_env"]) if cfg.get("passphrase_env") else None
-    device, keys = load_device(cfg["device_key"], passphrase)
+def endpoint_config(data: Any, source: str | Path) -> EndpointConfig:
+    """Validate a parsed endpoint.yaml document (``source`` names the file in errors)."""
+    settings = parse_settings(EndpointSettings, data, source)
+    rtp = [] if settings.rtp is None else rtp_mappings(settings.rtp, source)
+    return EndpointConfig(Path(source), settings, rtp)
+
+
+def load_endpoint_config(path: str | Path) -> EndpointConfig:
+    return endpoint_config(read_yaml(path), path)
+
+
+def rtp_mappings(section: dict[Any, Any], source: str | Path) -> list[ChannelMapping]:
+    """The ``rtp`` section through the RTP adapter's own loader; its errors named by file."""
+    from adapters.errors import AdapterConfigError, AdapterError
+    from adapters.rtp.mapping import load_gateway_config
+
     try:
-        trust = TrustBundle.decode(Path(cfg["trust_bundle"]).read_bytes())
-        cred = Credential.decode(Path(cfg["credential"]).read_bytes())
-    except (OSError, VerificationError) as exc:
-        raise ConfigError(f"cannot load trust bundle or credential: {exc}")
+        return load_gateway_config(section)
+    except AdapterConfigError as exc:
+        setting = exc.setting if exc.setting.startswith("rtp") else f"rtp.{exc.setting}"
+        raise config_error(source, setting, exc.problem) from None
+    except AdapterError as exc:
+        raise config_error(source, "rtp", str(exc)) from None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def tls_context(cfg: EndpointConfig) -> ssl.SSLContext | None:
+    """With ``tls_ca``: a client context that trusts that CA only (and checks the host name)."""
+    ca = cfg.settings.tls_ca
+    if ca is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=str(ca))  # this CA only, hostname checked
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise config_error(
+            cfg.source, "tls_ca", f"no CA certificate in {ca}: {_why(exc)}"
+        ) from None
+
+
+def build_endpoint(cfg: EndpointConfig, now: float) -> Endpoint:
+    """Load the files the config names, check them, and build the (not started) endpoint."""
+    s, src = cfg.settings, cfg.source
+    passphrase = None
+    if s.passphrase_env is not None:
+        passphrase = os.environ.get(s.passphrase_env)
+        if passphrase is None:
+            problem = f"environment variable {s.passphrase_env} is not set"
+            raise config_error(src, "passphrase_env", problem)
+    try:
+        device, keys = load_device(s.device_key, passphrase)
+    except (OSError, CrossbandError) as exc:
+        raise config_error(src, "device_key", _why(exc)) from None
+    try:
+        trust = TrustBundle.decode(s.trust_bundle.read_bytes())
+    except (OSError, CrossbandError, ValueError) as exc:
+        raise config_error(src, "trust_bundle", f"{s.trust_bundle}: {_why(exc)}") from None
+    try:
+        cred = Credential.decode(s.credential.read_bytes())
+    except (OSError, CrossbandError, ValueError) as exc:
+        raise config_error(src, "credential", f"{s.credential}: {_why(exc)}") from None
     if cred.device != device or cred.sign_key != keys.sign.public:
-        raise ConfigError(f"credential {cfg['credential']} does not belong to key {device}")
+        problem = f"{s.credential} does not belong to the key in device_key ({device})"
+        raise config_error(src, "credential", problem)
     crls: dict[str, RevocationList] = {}
-    for p in cfg["revocation_lists"]:
+    for i, path in enumerate(s.revocation_lists):
         try:
-            rl = verify_revocation_list(RevocationList.decode(Path(p).read_bytes()), trust)
-        except (OSError, VerificationError) as exc:
-            raise ConfigError(f"revocation list {p}: {exc}")
-        crls[rl.agency] = rl
-    verify_credential(cred, trust, now, crls)  # refuse to start with a dead credential
-    return Endpoint(
-        cred,
-        keys,
-        trust,
-        str(cfg["relay"]),
-        str(cfg["state"]),
-        transport=cfg.get("transport", "udp"),
-        revocations=crls,
-    )
+            rl = verify_revocation_list(RevocationList.decode(path.read_bytes()), trust)
+        except (OSError, CrossbandError, ValueError) as exc:
+            raise config_error(src, f"revocation_lists[{i}]", f"{path}: {_why(exc)}") from None
+        held = crls.get(rl.agency)
+        if held is None or rl.number > held.number:
+            crls[rl.agency] = rl
+    try:
+        verify_credential(cred, trust, now, crls)  # refuse to start with a dead credential
+    except CrossbandError as exc:
+        raise config_error(src, "credential", f"refused: {_why(exc)}") from None
+    ctx = tls_context(cfg)
+    try:
+        return Endpoint(
+            cred,
+            keys,
+            trust,
+            s.relay,
+            str(s.state),
+            transport=s.transport,
+            ssl_context=ctx,
+            revocations=crls,
+            relay_key=s.relay_key,
+        )
+    except (OSError, sqlite3.Error, CrossbandError) as exc:
+        raise config_error(src, "state", f"cannot open {s.state}: {_why(exc)}") from None
 
 
 def describe(event: ev.Event) -> str:
@@ -99,22 +179,36 @@ def describe(event: ev.Event) -> str:
             return f"event={type(event).__name__.lower()}"
 
 
-async def run_endpoint(cfg: dict[str, Any]) -> None:
+def rtp_gateway(endpoint: Endpoint, cfg: EndpointConfig) -> Gateway:
+    """The gateway of the ``rtp`` section: one RTP adapter per channel mapping."""
+    from adapters.rtp.adapter import RtpAdapter
+
+    bindings = []
+    for i, m in enumerate(cfg.rtp):
+        try:
+            audio = ChannelAudio(m.codec, m.bitrate, m.jitter_min_ms, m.jitter_max_ms)
+            bindings.append(Binding(m.channel, RtpAdapter(m), audio))
+        except ValueError as exc:
+            raise config_error(cfg.source, f"rtp.channels[{i}]", str(exc)) from None
+    return Gateway(endpoint, bindings)
+
+
+async def run_endpoint(cfg: EndpointConfig) -> None:
     loop = asyncio.get_running_loop()
     endpoint = build_endpoint(cfg, time.time())
-    gateway = None
-    await endpoint.start()
-    if cfg.get("rtp"):
-        from bridge.gateway.rtp import RtpGateway, load_gateway_config
-
-        gateway = RtpGateway(endpoint, load_gateway_config(cfg["rtp"]))
-        await gateway.start(pump_events=False)
+    gateway = rtp_gateway(endpoint, cfg) if cfg.rtp else None
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"crossband endpoint {endpoint.device} -> {cfg['relay']}", flush=True)
     waiter = asyncio.create_task(stop.wait())
+    await endpoint.start()
     try:
+        if gateway is not None:
+            await gateway.start(pump_events=False)  # binds the RTP inputs: may fail (OSError)
+        pinned = "pinned" if cfg.settings.relay_key is not None else "not pinned"
+        print(
+            f"crossband endpoint {endpoint.device} -> {cfg.settings.relay} ({pinned})", flush=True
+        )
         while not stop.is_set():
             getter = asyncio.create_task(endpoint.events.get())
             done, _ = await asyncio.wait({getter, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -127,6 +221,7 @@ async def run_endpoint(cfg: dict[str, Any]) -> None:
             else:
                 getter.cancel()
     finally:
+        waiter.cancel()
         if gateway is not None:
             await gateway.stop()
         await endpoint.stop()

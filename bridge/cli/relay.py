@@ -1,19 +1,43 @@
-"""``crossband relay --config relay.yaml``: run the relay (see :mod:`bridge.relay.config`)."""
+"""``crossband relay --config relay.yaml``: run the relay (see :mod:`bridge.relay.config`).
+
+The relay runs on uvloop when it is importable (``event_loop: auto``, the default), else on
+asyncio's own loop; ``event_loop: asyncio`` or ``uvloop`` in relay.yaml forces one (uvloop is
+then required). The start line names the loop in use: ``… loop=uvloop``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import importlib
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from bridge.config import RelaySettings, config_error
 from bridge.relay.config import load_config, serve
+
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+
+
+def loop_runner(cfg: RelaySettings, source: str | Path) -> tuple[Runner, str]:
+    """``(run, name)``: the function that runs the relay's main coroutine, and its loop."""
+    if cfg.event_loop == "asyncio":
+        return asyncio.run, "asyncio"
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        if cfg.event_loop == "uvloop":
+            raise config_error(source, "event_loop", "uvloop is not installed") from None
+        return asyncio.run, "asyncio"
+    run: Runner = uvloop.run
+    return run, "uvloop"
 
 
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    asyncio.run(serve(cfg, Path(args.ready_file) if args.ready_file else None))
+    run, _ = loop_runner(cfg, args.config)
+    run(serve(cfg, args.config, Path(args.ready_file) if args.ready_file else None))
     return 0
 
 
@@ -24,11 +48,10 @@ def register(subparsers: Any) -> None:
     sp.set_defaults(func=_run)
 
 
-if __name__ == "__main__":  # python -m bridge.cli.relay --config relay.yaml
+if __name__ == "__main__":  # python -m bridge.cli.relay --config relay.yaml [--ready-file F]
     import sys
 
-    _parser = argparse.ArgumentParser(prog="crossband relay")
-    register(_parser.add_subparsers())
-    _args = _parser.parse_args(["relay", *sys.argv[1:]])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    sys.exit(_args.func(_args))
+    from bridge.cli.main import main
+
+    # Through the CLI's main, so a config error is one line and exit status 2, not a traceback.
+    sys.exit(main(["--log-level", "info", "relay", *sys.argv[1:]]))
