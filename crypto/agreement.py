@@ -14,13 +14,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .encoding import b64d, b64e, canonical, parse, signing_input
+from .encoding import b64d, b64e, canonical, int_list, parse, signing_input, text_field
 from .encoding import field as get
 from .errors import Refusal, VerificationError
-from .identity import ROLES, AgencyRoot, Credential, TrustBundle, check_agency_id, check_window
+from .identity import (
+    ROLES,
+    AgencyRoot,
+    Credential,
+    TrustBundle,
+    check_agency_id,
+    check_window,
+    shown,
+)
 from .keys import fingerprint
 
 AGREEMENT_DOMAIN = "crossband/v1/agreement"
+MAX_ID = 128
+MAX_NAME = 256
 REVOCATION_DOMAIN = "crossband/v1/revocation"
 
 
@@ -94,15 +104,16 @@ class Agreement:
             raise VerificationError(Refusal.MALFORMED, "unknown agreement version")
         parties: dict[str, tuple[str, ...]] = {}
         for agency, roles in get(body, "parties", dict).items():
+            check_agency_id(agency)
             if not isinstance(roles, list) or not roles or any(r not in ROLES for r in roles):
-                raise VerificationError(Refusal.MALFORMED, f"bad roles for {agency!r}")
-            parties[check_agency_id(agency)] = tuple(sorted(set(roles)))
+                raise VerificationError(Refusal.MALFORMED, f"bad roles for {shown(agency)}")
+            parties[agency] = tuple(sorted(set(roles)))
         if not parties:
             raise VerificationError(Refusal.MALFORMED, "agreement without parties")
         sigs = {check_agency_id(a): b64d(s) for a, s in get(obj, "sigs", dict).items()}
         return cls(
-            id=get(body, "id", str),
-            name=get(body, "name", str),
+            id=text_field(body, "id", max_len=MAX_ID),
+            name=text_field(body, "name", max_len=MAX_NAME, min_len=0),
             parties=parties,
             not_before=get(body, "not_before", int),
             not_after=get(body, "not_after", int),
@@ -162,9 +173,7 @@ class RevocationList:
         body = get(obj, "body", dict)
         if get(body, "v", int) != 1:
             raise VerificationError(Refusal.MALFORMED, "unknown revocation list version")
-        serials = get(body, "serials", list)
-        if any(not isinstance(s, int) or isinstance(s, bool) for s in serials):
-            raise VerificationError(Refusal.MALFORMED, "bad serials")
+        serials = int_list(body, "serials")
         return cls(
             agency=check_agency_id(get(body, "agency", str)),
             number=get(body, "number", int),

@@ -1,193 +1,64 @@
-"""Channel commits: the signed chain that decides who is in a channel in which epoch (DESIGN §4).
+"""Commit bundles and their verification: who may change a channel, and how (DESIGN §4).
 
-A commit body::
-
-    {"v": 1, "channel", "name", "epoch", "prev", "agreement": {"id", "digest"},
-     "roster": [{"device", "role", "index", "cred"}], "expires", "issued_at",
-     "issuer", "suite", "confirm"}
-
-is signed by the issuing dispatcher's device key. ``prev`` is the hex SHA-256 of the previous
-signed commit (64 zeros for epoch 1). ``index`` is the member's SFrame sender index, ``null``
-for observers: the right to send is visible in the commit alone, so a relay can enforce it
-without any key. ``confirm`` is a key-confirmation value derived from the fresh epoch secret,
-so a relay that seals a secret of its own to a member is caught (the member recomputes it).
-
-A :class:`CommitBundle` carries the signed commit plus what a member needs to check it: the
-agreement (with every party's signature), the credentials of the issuer and every roster
-member, and the epoch secret sealed with HPKE to each member (``info`` binds channel, epoch and
-commit hash). :func:`verify_commit` performs every check and raises a precise
+A :class:`CommitBundle` carries the signed commit (:mod:`crypto.commit`) plus what a member
+needs to check it: the agreement (with every party's signature), the credentials of the issuer
+and every roster member, and the epoch secret sealed with HPKE to each member (``info`` binds
+channel, epoch and commit hash). :func:`verify_commit` performs every check and raises a precise
 :class:`~crypto.errors.VerificationError`; membership is never taken from the relay.
+
+A channel never outlives its authority: a commit's ``expires`` must not be later than the end
+of the agreement's validity nor of the issuing dispatcher's credential (:func:`latest_expiry`);
+:func:`verify_commit` refuses such a commit and :func:`create_commit` refuses to build one,
+both with ``Refusal.EXPIRY_BEYOND_VALIDITY``.
+
+The commit itself and its derived values are re-exported here, so ``crypto.channel`` remains
+the one import for callers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
-import struct
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from dataclasses import dataclass
 
 from .agreement import Agreement, RevocationList, verify_agreement
+from .commit import (
+    COMMIT_DOMAIN,
+    COMMIT_SUITES,
+    GENESIS,
+    MAX_CHANNEL_ID,
+    MAX_ROSTER,
+    SECRET_LEN,
+    SENDER_BITS,
+    Commit,
+    RosterEntry,
+    key_confirmation,
+    seal_info,
+)
 from .encoding import b64d, b64e, canonical, parse, signing_input
 from .encoding import field as get
 from .errors import Refusal, VerificationError
 from .identity import Credential, DeviceKeys, TrustBundle, check_device_id, verify_credential
 from .sframe import CipherSuite
 
-COMMIT_DOMAIN = "crossband/v1/commit"
-GENESIS = "0" * 64
-SENDER_BITS = 12  # up to 4096 senders per channel
-MAX_ROSTER = 1 << SENDER_BITS
-SECRET_LEN = 32
-
-
-def _expand(secret: bytes, label: bytes, length: int = 32) -> bytes:
-    return HKDFExpand(hashes.SHA256(), length, label).derive(secret)
-
-
-def key_confirmation(secret: bytes, channel: str, epoch: int) -> bytes:
-    return _expand(
-        secret, b"crossband/v1 confirm\x00" + channel.encode() + struct.pack(">Q", epoch)
-    )
-
-
-def seal_info(channel: str, epoch: int, commit_hash: str) -> bytes:
-    return (
-        b"crossband/v1 epoch secret\x00"
-        + channel.encode()
-        + b"\x00"
-        + struct.pack(">Q", epoch)
-        + bytes.fromhex(commit_hash)
-    )
-
-
-@dataclass(frozen=True)
-class RosterEntry:
-    device: str
-    role: str
-    index: int | None  # SFrame sender index; None: may not send (observer)
-    cred: str  # credential fingerprint
-
-    def body(self) -> dict[str, Any]:
-        return {"device": self.device, "role": self.role, "index": self.index, "cred": self.cred}
-
-
-@dataclass(frozen=True)
-class Commit:
-    channel: str
-    name: str
-    epoch: int
-    prev: str
-    agreement_id: str
-    agreement_digest: str
-    roster: tuple[RosterEntry, ...]
-    expires: int
-    issued_at: int
-    issuer: str
-    suite: int
-    confirm: bytes
-    signature: bytes = field(repr=False)
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "v": 1,
-            "channel": self.channel,
-            "name": self.name,
-            "epoch": self.epoch,
-            "prev": self.prev,
-            "agreement": {"id": self.agreement_id, "digest": self.agreement_digest},
-            "roster": [e.body() for e in self.roster],
-            "expires": self.expires,
-            "issued_at": self.issued_at,
-            "issuer": self.issuer,
-            "suite": self.suite,
-            "confirm": b64e(self.confirm),
-        }
-
-    def encode(self) -> dict[str, Any]:
-        return {"body": self.body(), "sig": b64e(self.signature)}
-
-    # The commit is frozen, so its hash and roster index are computed once, on first use: the
-    # send path looks its own entry up on every frame, and a 500-entry scan cost ~18 µs.
-    @cached_property
-    def hash(self) -> str:
-        return hashlib.sha256(canonical(self.encode())).hexdigest()
-
-    @cached_property
-    def _by_device(self) -> dict[str, RosterEntry]:
-        index: dict[str, RosterEntry] = {}
-        for e in self.roster:
-            index.setdefault(e.device, e)  # the first entry wins, as a linear scan would
-        return index
-
-    def entry(self, device: str) -> RosterEntry | None:
-        return self._by_device.get(device)
-
-    def may_send(self, device: str) -> bool:
-        """True if the commit gives ``device`` a sender index (observers have none)."""
-        e = self.entry(device)
-        return e is not None and e.index is not None
-
-    def device_for_index(self, index: int) -> str | None:
-        for e in self.roster:
-            if e.index == index:
-                return e.device
-        return None
-
-    @classmethod
-    def decode(cls, obj: dict[str, Any]) -> Commit:
-        body = get(obj, "body", dict)
-        if get(body, "v", int) != 1:
-            raise VerificationError(Refusal.MALFORMED, "unknown commit version")
-        agr = get(body, "agreement", dict)
-        roster: list[RosterEntry] = []
-        seen: set[str] = set()
-        indices: set[int] = set()
-        for raw in get(body, "roster", list):
-            if not isinstance(raw, dict):
-                raise VerificationError(Refusal.MALFORMED, "bad roster entry")
-            index = raw.get("index")
-            if index is not None and (
-                not isinstance(index, int)
-                or isinstance(index, bool)
-                or not 0 <= index < MAX_ROSTER
-                or index in indices
-            ):
-                raise VerificationError(Refusal.MALFORMED, "bad sender index")
-            device = check_device_id(get(raw, "device", str))
-            if device in seen:
-                raise VerificationError(Refusal.MALFORMED, f"{device} twice in roster")
-            seen.add(device)
-            if index is not None:
-                indices.add(index)
-            roster.append(RosterEntry(device, get(raw, "role", str), index, get(raw, "cred", str)))
-        prev = get(body, "prev", str)
-        if len(prev) != 64:
-            raise VerificationError(Refusal.MALFORMED, "bad previous hash")
-        try:
-            suite = CipherSuite(get(body, "suite", int))
-        except ValueError:
-            raise VerificationError(Refusal.MALFORMED, "unknown SFrame suite")
-        return cls(
-            channel=get(body, "channel", str),
-            name=get(body, "name", str),
-            epoch=get(body, "epoch", int),
-            prev=prev,
-            agreement_id=get(agr, "id", str),
-            agreement_digest=get(agr, "digest", str),
-            roster=tuple(roster),
-            expires=get(body, "expires", int),
-            issued_at=get(body, "issued_at", int),
-            issuer=check_device_id(get(body, "issuer", str)),
-            suite=int(suite),
-            confirm=b64d(get(body, "confirm", str)),
-            signature=b64d(get(obj, "sig", str)),
-        )
+__all__ = [
+    "COMMIT_DOMAIN",
+    "COMMIT_SUITES",
+    "GENESIS",
+    "MAX_CHANNEL_ID",
+    "MAX_ROSTER",
+    "SECRET_LEN",
+    "SENDER_BITS",
+    "Commit",
+    "CommitBundle",
+    "RosterEntry",
+    "check_expiry",
+    "create_commit",
+    "key_confirmation",
+    "latest_expiry",
+    "seal_info",
+    "verify_commit",
+]
 
 
 @dataclass(frozen=True)
@@ -222,6 +93,28 @@ class CommitBundle:
 
     def without_secrets(self) -> CommitBundle:
         return CommitBundle(self.commit, self.agreement, self.credentials, {})
+
+
+def latest_expiry(agreement: Agreement, issuer: Credential) -> int:
+    """The latest ``expires`` a commit may carry: the end of the agreement's validity or of
+    the issuing dispatcher's credential, whichever comes first."""
+    return min(agreement.not_after, issuer.not_after)
+
+
+def check_expiry(expires: int, agreement: Agreement, issuer: Credential) -> None:
+    """Refuse (EXPIRY_BEYOND_VALIDITY) an ``expires`` later than :func:`latest_expiry`; the
+    detail names which of the two it outlives."""
+    if expires > agreement.not_after:
+        raise VerificationError(
+            Refusal.EXPIRY_BEYOND_VALIDITY,
+            f"channel expires at {expires}, after agreement {agreement.id} ({agreement.not_after})",
+        )
+    if expires > issuer.not_after:
+        raise VerificationError(
+            Refusal.EXPIRY_BEYOND_VALIDITY,
+            f"channel expires at {expires}, after the credential of {issuer.device} "
+            f"({issuer.not_after})",
+        )
 
 
 def verify_commit(
@@ -265,6 +158,8 @@ def verify_commit(
     ):
         raise VerificationError(Refusal.AGREEMENT_MISMATCH, c.agreement_id)
     verify_agreement(agreement, trust, now)
+    # A channel never outlives the authority it was created under.
+    check_expiry(c.expires, agreement, issuer_cred)
     # The issuer: a dispatcher of an agency the agreement allows to dispatch.
     if not issuer_cred.has_role("dispatcher") or not agreement.allows(
         issuer_cred.agency, "dispatcher"
@@ -304,9 +199,17 @@ def create_commit(
     """Build, sign and seal the next commit. Returns the bundle and the fresh epoch secret.
 
     Sender indices are kept for members that stay; newcomers get the lowest free index.
+    An ``expires`` later than :func:`latest_expiry` (the agreement's or the issuer's end of
+    validity) is refused with ``VerificationError(EXPIRY_BEYOND_VALIDITY)``, exactly as
+    :func:`verify_commit` would refuse the commit; it is not clamped, because a channel that
+    silently ends earlier than its dispatcher asked is a surprise in the middle of an incident.
+    Callers that want "as long as allowed" pass ``min(wanted, latest_expiry(...))``.
+    A member whose HPKE key cannot be sealed to (an X25519 point of small order) is refused
+    with ``VerificationError(MALFORMED)`` naming the device.
     """
     if len(members) > MAX_ROSTER:
         raise ValueError("roster too large")
+    check_expiry(expires, agreement, issuer)
     epoch = previous.epoch + 1 if previous else 1
     prev_hash = previous.hash if previous else GENESIS
     old = {e.device: e.index for e in previous.roster} if previous else {}
@@ -341,5 +244,10 @@ def create_commit(
     info = seal_info(channel, epoch, commit.hash)
     creds = {c.device: c for c, _ in members}
     creds[issuer.device] = issuer
-    sealed = {c.device: c.hpke_key.seal(secret, info) for c, _ in members}
+    sealed = {}
+    for cred, _ in members:
+        try:
+            sealed[cred.device] = cred.hpke_key.seal(secret, info)
+        except VerificationError as exc:
+            raise VerificationError(exc.code, f"{cred.device}: {exc.detail}") from None
     return CommitBundle(commit, agreement, creds, sealed), secret

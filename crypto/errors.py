@@ -7,15 +7,29 @@
     │   ├── DecryptError                THE opaque failure of unprotect/open: bad tag, unknown
     │   │                               KID, replay, expired epoch, malformed header — an
     │   │                               attacker learns nothing about which check failed
-    │   ├── VerificationError           a signed statement was refused; ``code`` says why
-    │   │                               (operator-facing: a precise, content-free reason)
+    │   ├── VerificationError           a signed statement was refused; ``code`` (a Refusal)
+    │   │                               says why (operator-facing: a precise, content-free
+    │   │                               reason). Every statement decoder raises only this
+    │   │                               (``Refusal.MALFORMED``) on any input
     │   ├── KeyFileError                a key file is unreadable, has loose permissions, or the
     │   │                               passphrase is wrong
-    │   └── CounterExhaustedError       a sender ran out of SFrame counters for a key: rekey
-    ├── ProtocolError (bridge)          a peer sent something malformed (wire error code)
-    ├── RelayError (bridge)             the relay refused a request (wire error code)
-    ├── ConfigError (bridge)            a configuration file is wrong
-    └── AdapterError (adapters)         a native-system adapter failed
+    │   ├── CounterExhaustedError       a sender ran out of SFrame counters for a key: rekey
+    │   └── NotPermittedError           crypto.group: this device may not send in the channel
+    ├── ProtocolError                   bridge.errors: the relay protocol was broken (wire Code)
+    │   ├── RemoteProtocolError         the peer sent something malformed or unexpected; the
+    │   │                               only error the wire decoders (bridge.wire) raise
+    │   └── LocalProtocolError          our own caller misused the API
+    ├── RelayError                      bridge.errors: the relay refused a request (wire Code)
+    ├── StoreError                      bridge.errors: the store-and-forward database failed
+    ├── AuditLogError                   bridge.errors: the audit log could not be written
+    ├── ConfigError                     bridge.errors: a configuration file is wrong
+    ├── AdapterError                    adapters.errors: a native-system adapter failed (its
+    │                                   subclasses are drawn there)
+    └── CodecError                      adapters.codecs: audio could not be encoded or decoded
+
+Outside the tree: ``ValueError`` for misuse of a crypto primitive by the caller (a negative KID,
+a wrong-sized key), and :class:`crypto.strict_json.JsonRefused`, a ``ValueError`` that every
+decoder turns into one of the errors above before it leaves the decoder.
 
 ``VerificationError.code`` values are stable strings (see ``Refusal``) so that the relay can
 put them on the wire and tests can assert on them; messages never contain key material.
@@ -61,6 +75,7 @@ class Refusal(str, Enum):  # noqa: UP042 - StrEnum would change str() of members
     NOT_A_MEMBER = "not-a-member"
     KEY_CONFIRMATION = "key-confirmation"
     UNKNOWN_DEVICE = "unknown-device"
+    EXPIRY_BEYOND_VALIDITY = "expiry-beyond-validity"  # channel outlives agreement or issuer
 
 
 class VerificationError(CryptoError):

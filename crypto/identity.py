@@ -30,8 +30,17 @@ if TYPE_CHECKING:
 CREDENTIAL_DOMAIN = "crossband/v1/credential"
 ROLES = ("dispatcher", "member", "observer")
 KINDS = ("radio-gateway", "console", "vessel", "messaging-gateway", "person")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_DEVICE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}$")
+# Matched with fullmatch: ``$`` alone would also accept a trailing newline ("us-cbp/gw\n").
+AGENCY_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+DEVICE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}")
+
+
+def shown(value: object) -> str:
+    """A peer-supplied value as an error message may show it: the repr of a short string,
+    otherwise only its type (no unbounded or non-text input in logs)."""
+    if isinstance(value, str) and len(value) <= 64:
+        return repr(value)
+    return f"<{type(value).__name__}>"
 
 
 MAX_ALIAS = 64
@@ -44,14 +53,14 @@ def _alias(alias: str) -> str:
 
 
 def check_agency_id(agency: str) -> str:
-    if not isinstance(agency, str) or not _ID.match(agency):
-        raise VerificationError(Refusal.MALFORMED, f"bad agency id {agency!r}")
+    if not isinstance(agency, str) or not AGENCY_ID_RE.fullmatch(agency):
+        raise VerificationError(Refusal.MALFORMED, f"bad agency id {shown(agency)}")
     return agency
 
 
 def check_device_id(device: str) -> str:
-    if not isinstance(device, str) or not _DEVICE.match(device):
-        raise VerificationError(Refusal.MALFORMED, f"bad device id {device!r}")
+    if not isinstance(device, str) or not DEVICE_ID_RE.fullmatch(device):
+        raise VerificationError(Refusal.MALFORMED, f"bad device id {shown(device)}")
     return device
 
 
@@ -129,7 +138,7 @@ class Credential:
             raise VerificationError(Refusal.MALFORMED, "bad roles")
         kind = get(body, "kind", str)
         if kind not in KINDS:
-            raise VerificationError(Refusal.MALFORMED, f"unknown device kind {kind!r}")
+            raise VerificationError(Refusal.MALFORMED, f"unknown device kind {shown(kind)}")
         try:
             kem = Kem(get(body, "hpke_kem", str))
         except ValueError:
@@ -213,7 +222,7 @@ class TrustBundle:
         try:
             return self.roots[agency]
         except KeyError:
-            raise VerificationError(Refusal.UNPINNED_ROOT, f"no pinned root for {agency!r}")
+            raise VerificationError(Refusal.UNPINNED_ROOT, f"no pinned root for {shown(agency)}")
 
     def encode(self) -> bytes:
         return canonical({"v": 1, "roots": {a: b64e(k.raw) for a, k in self.roots.items()}})
@@ -221,6 +230,8 @@ class TrustBundle:
     @classmethod
     def decode(cls, data: bytes) -> TrustBundle:
         obj = parse(data)
+        if get(obj, "v", int) != 1:
+            raise VerificationError(Refusal.MALFORMED, "unknown trust bundle version")
         roots = get(obj, "roots", dict)
         return cls({check_agency_id(a): VerifyKey(b64d(k)) for a, k in roots.items()})
 

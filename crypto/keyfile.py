@@ -165,6 +165,6 @@ def load_device(path: str | os.PathLike[str], passphrase: str | None) -> tuple[s
             SigningKey.from_bytes(b64d(material["sign"])),
             HpkePrivateKey(Kem(material["hpke_kem"]), b64d(material["hpke"])),
         )
-    except (KeyError, ValueError):
-        raise KeyFileError(f"{path}: damaged device key material")
+    except (KeyError, TypeError, ValueError, VerificationError):
+        raise KeyFileError(f"{path}: damaged device key material") from None
     return name, keys

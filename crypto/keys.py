@@ -81,19 +81,23 @@ class VerifyKey:
     """An Ed25519 public key."""
 
     def __init__(self, raw: bytes) -> None:
-        if len(raw) != 32:
+        if not isinstance(raw, bytes) or len(raw) != 32:
             raise VerificationError(Refusal.MALFORMED, "Ed25519 public key must be 32 bytes")
         self.raw = raw
-        self._key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        try:
+            self._key = ed25519.Ed25519PublicKey.from_public_bytes(raw)
+        except ValueError:
+            raise VerificationError(Refusal.MALFORMED, "bad Ed25519 public key") from None
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.raw)
 
     def verify(self, signature: bytes, data: bytes) -> None:
+        """Raise VerificationError(BAD_SIGNATURE) unless ``signature`` is valid over ``data``."""
         try:
             self._key.verify(signature, data)
-        except InvalidSignature:
+        except (InvalidSignature, TypeError):
             raise VerificationError(Refusal.BAD_SIGNATURE)
 
     def __eq__(self, other: object) -> bool:
@@ -131,8 +135,16 @@ class HpkePublicKey:
         return hash((self.kem, self.raw))
 
     def seal(self, plaintext: bytes, info: bytes) -> bytes:
-        """HPKE base-mode single-shot seal; returns ``enc || ciphertext``."""
-        return _SUITES[self.kem].encrypt(plaintext, self._key, info=info)  # type: ignore[arg-type]
+        """HPKE base-mode single-shot seal; returns ``enc || ciphertext``.
+
+        A key that decodes but cannot be used (an X25519 point of small order, for which the
+        shared secret is all zeros) is refused with VerificationError(MALFORMED)."""
+        try:
+            return _SUITES[self.kem].encrypt(plaintext, self._key, info=info)  # type: ignore[arg-type]
+        except ValueError:
+            raise VerificationError(
+                Refusal.MALFORMED, f"unusable {self.kem.value} public key"
+            ) from None
 
 
 class HpkePrivateKey:

@@ -13,6 +13,9 @@ __all__ = ["Code"]
 
 
 class Code(StrEnum):
+    """A wire error code. Raise it with :class:`~bridge.errors.RemoteProtocolError` (the peer
+    misbehaved) or receive it in :class:`~bridge.errors.RelayError`; never a bare string."""
+
     # the message itself
     MALFORMED = "malformed"  # not JSON, not an object, a field missing or of the wrong type
     UNKNOWN_TYPE = "unknown-type"
@@ -38,3 +41,5 @@ class Code(StrEnum):
     STORE_FAILED = "store-failed"  # the store could not accept the item; nothing was accepted
     AUDIT_FAILED = "audit-unavailable"  # fail-closed audit log cannot record; request refused
     INTERNAL = "internal"
+    # the endpoint's own link (never sent by the relay; RelayError raised on this side)
+    NOT_CONNECTED = "not-connected"  # no connection to the relay: the request was not sent

@@ -1,96 +1,168 @@
-"""The relay wire protocol: control messages, media framing, error codes.
+"""Control messages of the relay protocol (DESIGN §5), and the names callers use as ``p``.
 
-Control messages travel as WebSocket text frames: one JSON object with a type ``t`` and a
-protocol version ``v``. :func:`parse_control` validates an incoming message against the table
-``CLIENT_MESSAGES`` (required fields and their types) and raises :class:`ProtocolError` with a
-wire code for anything else; it never echoes the offending input back.
+A control message travels as one WebSocket text frame: a JSON object with a type ``t`` and a
+protocol version ``v``. :func:`parse_control` reads a client's message strictly
+(:mod:`crypto.strict_json`: bounded nesting, 64-bit integers, no NaN, no duplicate keys, no lone
+surrogates) and checks it against :data:`CLIENT_MESSAGES`, a table of the fields each type must
+carry and what each may hold (:mod:`bridge.wire.fields`). Whatever the input, it returns a
+validated ``dict`` or raises :class:`~bridge.errors.RemoteProtocolError` with a wire
+:class:`~bridge.wire.codes.Code`, in this order:
 
-Media (SFrame frames, opaque to the relay) travels either as WebSocket binary frames::
+=================  =============================================================================
+``too-large``      over :data:`MAX_CONTROL` (or :data:`MAX_SMALL_CONTROL` for a small type)
+``malformed``      not strict JSON, not an object, nested too deeply, a field missing, of the
+                   wrong type or out of range
+``bad-version``    ``v`` is not the integer :data:`VERSION`
+``unknown-type``   ``t`` names no client message
+=================  =============================================================================
 
-    client -> relay   0x01 | channel_no (u32) | sframe
-    relay -> client   0x02 | channel_no (u32) | sframe
+The ``detail`` of the error is a fixed hint that never echoes the input. Fields not in the table
+are ignored (forward compatibility), except ``rid``, the optional request id a reply echoes,
+which must be a short string or an integer.
 
-or as UDP datagrams bound to the authenticated session by a token and a MAC::
-
-    client -> relay   0xCB 0x01 | token (8) | channel_no (u32) | sframe | mac (8)
-    client -> relay   0xCB 0x02 | token (8) | mac (8)                      (register/keepalive)
-    relay -> client   0xCB 0x03 | channel_no (u32) | sframe
-
-``mac`` is the first 8 bytes of HMAC-SHA256(udp_key, everything before it); the relay gives each
-session its token and key in ``welcome``. Downstream datagrams carry no MAC: their content is
-authenticated end to end by SFrame, and replays are caught by the receivers' windows.
+Media framing (WebSocket binary frames, UDP datagrams) lives in :mod:`bridge.wire.media` and is
+re-exported here, so ``from bridge.wire import control as p`` gives both.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 import json
-import struct
 from typing import Any, Final
 
 from bridge.errors import RemoteProtocolError
 from bridge.wire.codes import Code
+from bridge.wire.fields import (
+    BASE64,
+    CHANNEL_ID,
+    DEVICE_ID,
+    MESSAGE_ID,
+    NONCE,
+    OBJECT,
+    PRIORITY,
+    REQUEST_ID,
+    SEQUENCE,
+    FieldSpec,
+    ListOf,
+)
+from bridge.wire.media import (
+    MAC_LEN,
+    MAX_SFRAME,
+    TOKEN_LEN,
+    UDP_MAGIC,
+    UDP_MEDIA,
+    UDP_MEDIA_DOWN,
+    UDP_REGISTER,
+    WS_MEDIA_DOWN,
+    WS_MEDIA_UP,
+    UdpUp,
+    parse_udp_down,
+    parse_udp_up,
+    parse_ws_media,
+    udp_mac,
+    udp_mac_ok,
+    udp_media_down,
+    udp_media_up,
+    udp_register,
+    ws_media,
+)
+from crypto.strict_json import JsonRefused, loads
+
+__all__ = [
+    "CLIENT_MESSAGES",
+    "MAC_LEN",
+    "MAX_CONTROL",
+    "MAX_DEPTH",
+    "MAX_SFRAME",
+    "MAX_SMALL_CONTROL",
+    "OPTIONAL_FIELDS",
+    "TOKEN_LEN",
+    "UDP_MAGIC",
+    "UDP_MEDIA",
+    "UDP_MEDIA_DOWN",
+    "UDP_REGISTER",
+    "VERSION",
+    "WS_MEDIA_DOWN",
+    "WS_MEDIA_UP",
+    "Code",
+    "Codes",
+    "UdpUp",
+    "b64",
+    "control",
+    "error",
+    "parse_control",
+    "parse_json",
+    "parse_udp_down",
+    "parse_udp_up",
+    "parse_ws_media",
+    "udp_mac",
+    "udp_mac_ok",
+    "udp_media_down",
+    "udp_media_up",
+    "udp_register",
+    "unb64",
+    "ws_media",
+]
 
 VERSION: Final = 1
 MAX_CONTROL: Final = 4 * 1024 * 1024  # a commit for 500 hybrid-KEM members is ~1.5 MB
 MAX_SMALL_CONTROL: Final = 256 * 1024
-MAX_SFRAME: Final = 1400
-
-WS_MEDIA_UP: Final = 0x01
-WS_MEDIA_DOWN: Final = 0x02
-UDP_MAGIC: Final = 0xCB
-UDP_MEDIA: Final = 0x01
-UDP_REGISTER: Final = 0x02
-UDP_MEDIA_DOWN: Final = 0x03
-TOKEN_LEN: Final = 8
-MAC_LEN: Final = 8
-
-_CH = struct.Struct(">I")
-
+MAX_DEPTH: Final = 8  # the deepest client message (auth: credential.body.roles) nests 4
 
 Codes = Code  # the name the callers use
 
-
-# type -> {field: type}. Extra fields are ignored (forward compatibility), missing or
-# mistyped ones are refused.
-CLIENT_MESSAGES: Final[dict[str, dict[str, type | tuple[type, ...]]]] = {
-    "auth": {"credential": dict, "sig": str, "nonce": str},
-    "commit": {"bundle": str},
-    "msg": {"ch": str, "id": str, "frame": str},
-    "ack": {"seq": int},
-    "floor-request": {"ch": str, "priority": str},
-    "floor-release": {"ch": str},
-    "emergency-clear": {"ch": str},
-    "lookup": {"devices": list},
-    "revocation": {"list": dict},
+# type -> {field: what it must hold}. Missing or mistyped fields are refused.
+CLIENT_MESSAGES: Final[dict[str, dict[str, FieldSpec]]] = {
+    "auth": {"credential": OBJECT, "sig": BASE64, "nonce": NONCE},
+    "commit": {"bundle": BASE64},
+    "msg": {"ch": CHANNEL_ID, "id": MESSAGE_ID, "frame": BASE64},
+    "ack": {"seq": SEQUENCE},
+    "floor-request": {"ch": CHANNEL_ID, "priority": PRIORITY},
+    "floor-release": {"ch": CHANNEL_ID},
+    "emergency-clear": {"ch": CHANNEL_ID},
+    "lookup": {"devices": ListOf(DEVICE_ID, max_items=1000)},
+    "revocation": {"list": OBJECT},
     "ping": {},
 }
-_LARGE = {"commit", "auth", "revocation"}
+# Optional in every message; ``null`` counts as absent.
+OPTIONAL_FIELDS: Final[dict[str, FieldSpec]] = {"rid": REQUEST_ID}
+_LARGE: Final = frozenset({"commit", "auth", "revocation"})
 
 
 def parse_control(data: str | bytes) -> dict[str, Any]:
-    """Parse and validate one client control message; raise ProtocolError with a wire code."""
+    """Parse and validate one client control message, or raise RemoteProtocolError (coded)."""
+    if not isinstance(data, str | bytes | bytearray):
+        raise RemoteProtocolError(Code.MALFORMED, "not a text message")
     if len(data) > MAX_CONTROL:
-        raise RemoteProtocolError(Codes.TOO_LARGE)
-    try:
-        msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise RemoteProtocolError(Codes.MALFORMED, "not JSON")
+        raise RemoteProtocolError(Code.TOO_LARGE)
+    msg = parse_json(data)
     if not isinstance(msg, dict):
-        raise RemoteProtocolError(Codes.MALFORMED, "not an object")
+        raise RemoteProtocolError(Code.MALFORMED, "not an object")
+    v = msg.get("v")
+    if type(v) is not int or v != VERSION:
+        raise RemoteProtocolError(Code.BAD_VERSION, f"protocol version {VERSION} expected")
     t = msg.get("t")
-    if msg.get("v") != VERSION:
-        raise RemoteProtocolError(Codes.BAD_VERSION, f"protocol version {VERSION} expected")
     if not isinstance(t, str) or t not in CLIENT_MESSAGES:
-        raise RemoteProtocolError(Codes.UNKNOWN_TYPE)
+        raise RemoteProtocolError(Code.UNKNOWN_TYPE)
     if t not in _LARGE and len(data) > MAX_SMALL_CONTROL:
-        raise RemoteProtocolError(Codes.TOO_LARGE)
-    for name, kind in CLIENT_MESSAGES[t].items():
+        raise RemoteProtocolError(Code.TOO_LARGE)
+    for name, spec in CLIENT_MESSAGES[t].items():
+        if name not in msg or not spec.accepts(msg[name]):
+            raise RemoteProtocolError(Code.MALFORMED, f"field {name!r}: {spec.describe}")
+    for name, spec in OPTIONAL_FIELDS.items():
         value = msg.get(name)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise RemoteProtocolError(Codes.MALFORMED, f"field {name!r}")
+        if value is not None and not spec.accepts(value):
+            raise RemoteProtocolError(Code.MALFORMED, f"field {name!r}: {spec.describe}")
     return msg
+
+
+def parse_json(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """Strict JSON (:mod:`crypto.strict_json`) from a peer, or a coded ``malformed``: for any
+    message of the protocol, in either direction (the endpoint reads the relay's with it)."""
+    try:
+        return loads(data, max_depth=max_depth)
+    except JsonRefused as exc:
+        raise RemoteProtocolError(Code.MALFORMED, str(exc)) from None
 
 
 def b64(data: bytes) -> str:
@@ -103,7 +175,7 @@ def unb64(text: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (ValueError, TypeError):
-        raise RemoteProtocolError(Codes.MALFORMED, "bad base64")
+        raise RemoteProtocolError(Code.MALFORMED, "bad base64") from None
 
 
 def control(t: str, **fields: Any) -> str:
@@ -111,37 +183,6 @@ def control(t: str, **fields: Any) -> str:
     return json.dumps({"t": t, "v": VERSION, **fields}, separators=(",", ":"))
 
 
-def error(code: str, detail: str = "", **fields: Any) -> str:
+def error(code: Code | str, detail: str = "", **fields: Any) -> str:
+    """Encode an ``error`` message: a wire code, a fixed hint, and e.g. the request's ``rid``."""
     return control("error", code=code, detail=detail, **fields)
-
-
-# -- media framing -------------------------------------------------------------------------
-
-
-def ws_media(kind: int, channel_no: int, frame: bytes) -> bytes:
-    return bytes((kind,)) + _CH.pack(channel_no) + frame
-
-
-def parse_ws_media(data: bytes) -> tuple[int, int, bytes]:
-    """Return (kind, channel_no, sframe)."""
-    if len(data) < 6 or len(data) > MAX_SFRAME + 5:
-        raise RemoteProtocolError(Codes.MALFORMED, "bad media frame")
-    return data[0], _CH.unpack_from(data, 1)[0], data[5:]
-
-
-def udp_mac(key: bytes, data: bytes) -> bytes:
-    return hmac.digest(key, data, "sha256")[:MAC_LEN]
-
-
-def udp_media_up(token: bytes, key: bytes, channel_no: int, frame: bytes) -> bytes:
-    head = bytes((UDP_MAGIC, UDP_MEDIA)) + token + _CH.pack(channel_no) + frame
-    return head + udp_mac(key, head)
-
-
-def udp_register(token: bytes, key: bytes) -> bytes:
-    head = bytes((UDP_MAGIC, UDP_REGISTER)) + token
-    return head + udp_mac(key, head)
-
-
-def udp_media_down(channel_no: int, frame: bytes) -> bytes:
-    return bytes((UDP_MAGIC, UDP_MEDIA_DOWN)) + _CH.pack(channel_no) + frame

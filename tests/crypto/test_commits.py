@@ -49,7 +49,13 @@ def test_unpinned_root(w: World) -> None:
     rogue = AgencyRoot.generate("xx-rogue")
     keys = DeviceKeys.generate()
     cred = issue_credential(
-        rogue, "d", keys, roles=("dispatcher",), not_before=NOW - 1, not_after=NOW + 100, serial=9
+        rogue,
+        "d",
+        keys,
+        roles=("dispatcher",),
+        not_before=NOW - 1,
+        not_after=NOW + 2 * 86400,
+        serial=9,
     )
     from tests.world import Device
 
@@ -105,7 +111,7 @@ def test_agency_outside_agreement(w: World) -> None:
         "US-CA",
         {"us-cbp": ["dispatcher", "member"], "ca-rcmp": ["member"]},
         NOW - 1,
-        NOW + 100,
+        NOW + 2 * 86400,  # outlives the channel (crypto.channel.latest_expiry)
     )
     for a in ("us-cbp", "ca-rcmp"):
         bilateral = bilateral.add_signature(w.roots[a])

@@ -1,22 +1,21 @@
 """RFC 9605 Appendix C test vectors, run case by case.
 
-Source: the official SFrame test vectors (RFC 9605 Appendix C; the JSON published with the
-draft at github.com/sframe-wg/sframe), stored in ``shared/vectors/sframe/``. Sections:
+Source: the official SFrame test vectors, vendored in ``tests/vectors/sframe/`` (see
+``tests/vectors/README.md``: github.com/sframe-wg/sframe, ``test-vectors/test-vectors.json`` at
+commit 025d568, as RFC 9605 cites it). Sections:
 
 * ``header`` (C.1): KID/CTR → encoded header (§4.3);
 * ``aes_ctr_hmac`` (C.2): the AES-CTR + HMAC AEAD of suites 1–3 (§4.5.1);
 * ``sframe`` (C.3): key schedule (§4.4.2), nonce and AAD (§4.4.3), whole frames.
 
-The file is located next to the repository (``../shared/vectors/sframe``) or through the
-``CROSSBAND_VECTORS`` environment variable (the JSON file, its directory, or a directory
-holding ``sframe/``). If it cannot be found every test here fails: a missing vector file
+If the file is missing or is not that exact file, every test here fails: a missing vector file
 must never look like a pass.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +34,20 @@ from crypto.sframe import (
     unprotect,
 )
 
-FILE_NAME = "rfc9605-test-vectors.json"
-DEFAULT_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "sframe"
+VECTOR_FILE = (
+    Path(__file__).resolve().parents[1] / "vectors" / "sframe" / "rfc9605-test-vectors.json"
+)
+VECTOR_SHA256 = "b8d35efd41749567427cb9ae52d9a7362904154978ff6a5fb20c0258a8ffdec1"
 EXPECTED_COUNTS = {"header": 289, "aes_ctr_hmac": 3, "sframe": 5}
 
 
-def _candidates() -> list[Path]:
-    env = os.environ.get("CROSSBAND_VECTORS")
-    if env:
-        base = Path(env)
-        return [base, base / FILE_NAME, base / "sframe" / FILE_NAME]
-    return [DEFAULT_DIR / FILE_NAME]
-
-
 def _load() -> tuple[dict[str, list[dict[str, Any]]] | None, str]:
-    looked = _candidates()
-    for path in looked:
-        if path.is_file():
-            with path.open(encoding="utf-8") as f:
-                return json.load(f), str(path)
-    where = ", ".join(str(p) for p in looked)
-    return None, f"SFrame test vectors not found; looked in: {where} (set CROSSBAND_VECTORS)"
+    if not VECTOR_FILE.is_file():
+        return None, f"SFrame test vectors not found at {VECTOR_FILE} (see tests/vectors/README.md)"
+    raw = VECTOR_FILE.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != VECTOR_SHA256:
+        return None, f"{VECTOR_FILE} is not the file tests/vectors/README.md names (SHA-256)"
+    return json.loads(raw), str(VECTOR_FILE)
 
 
 VECTORS, SOURCE = _load()
