@@ -10,6 +10,19 @@ the previous commit), opens the epoch secret sealed to its HPKE key, and checks 
 confirmation in the signed commit. A commit that leaves this device out marks it removed: it
 derives nothing for that epoch.
 
+Two ways back in, so that a member is never stuck on ``epoch-skip``:
+
+- *Re-added after removal.* A removed member is not sent the commits made while it is out, so
+  the commit that re-adds it is usually several epochs ahead. It is then verified like a join
+  (an MLS Welcome): every check except the link to our previous commit, whose epoch it must
+  still exceed (no rollback).
+- *A refused link.* A commit that is authentic but that we refuse for its content (a roster
+  member we hold a newer revocation for, say) may be installed as a *chain link*: a
+  :class:`PreparedCommit` with ``refused`` set, built by the I/O layer once it checked the
+  commit's authenticity. No key is derived for it and we may not send
+  (:attr:`ChannelMember.refused`), but the next commit whose ``prev`` is its hash verifies
+  against it and brings us back; the same commit with a good bundle replaces it.
+
 Key ids follow RFC 9605 §5.2: ``KID = context << (S + E) | sender_index << E | epoch mod 2^E``
 with ``E = 4`` epoch bits and ``S = 12`` sender bits; context 0 carries voice, context 1 data
 (signed messages and burst seals), each with its own counter. The SFrame base key for a KID is
@@ -84,12 +97,14 @@ class Received(NamedTuple):
 
 
 class PreparedCommit(NamedTuple):
-    """A verified commit and our opened epoch secret (None: the commit leaves us out)."""
+    """A verified commit and our opened epoch secret (None: the commit leaves us out), or an
+    authentic commit we refused (``refused``): a chain link only, never a key."""
 
     bundle: CommitBundle
     commit: Commit
     previous: Commit | None
     secret: bytes | None
+    refused: VerificationError | None = None
 
     def __repr__(self) -> str:  # never print the secret
         return f"PreparedCommit(channel={self.commit.channel!r}, epoch={self.commit.epoch})"
@@ -157,13 +172,17 @@ class ChannelMember:
         self._send: dict[int, SendCounter] = {}
         self.last_commit: Commit | None = None
         self.removed = False
+        self.refused: Refusal | None = None  # last_commit is a refused link: no key, no sending
+        self._before_link: Commit | None = None  # the commit the link was verified against
         self._retiring: float | None = None  # earliest retire_at among kept epochs
 
     # -- commits ---------------------------------------------------------------------------
 
     @property
     def epoch(self) -> int | None:
-        return self._epochs[-1].commit.epoch if self._epochs and not self.removed else None
+        if not self._epochs or self.removed or self.refused is not None:
+            return None
+        return self._epochs[-1].commit.epoch
 
     @property
     def commit(self) -> Commit | None:
@@ -199,11 +218,41 @@ class ChannelMember:
         """Every check, and the opening of our sealed secret, without changing any state.
 
         This is the expensive half (a 500-member commit is ~100 ms): an I/O layer may run it
-        on a worker thread and then call :meth:`install` on its own thread."""
+        on a worker thread and then call :meth:`install` on its own thread. Any refusal
+        raises VerificationError (the I/O layer may still keep the commit as a link)."""
         previous = self.last_commit
-        commit = verify_commit(bundle, self._trust, now, previous=previous, revocations=revocations)
-        if commit.entry(self.device) is None:
-            return PreparedCommit(bundle, commit, previous, None)
+        against = previous
+        if self.refused is not None and previous is not None:
+            if hmac.compare_digest(bundle.commit.hash, previous.hash):
+                against = self._before_link  # the commit of our link, now with a good bundle
+        commit = self._verify(bundle, now, against, revocations)
+        secret = None if commit.entry(self.device) is None else self._open(bundle, commit)
+        return PreparedCommit(bundle, commit, previous, secret)
+
+    def _verify(
+        self,
+        bundle: CommitBundle,
+        now: float,
+        previous: Commit | None,
+        revocations: dict[str, RevocationList] | None,
+    ) -> Commit:
+        try:
+            return verify_commit(
+                bundle, self._trust, now, previous=previous, revocations=revocations
+            )
+        except VerificationError as exc:
+            # Re-added after a removal (or a link that left us out): the commits made while we
+            # were out were not ours to see, so the one that brings us back is checked like a
+            # join, never a rollback.
+            c, p = bundle.commit, previous
+            out = self.removed or (self.refused is not None and p and not p.entry(self.device))
+            if not (exc.code is Refusal.EPOCH_SKIP and out and p and c.channel == p.channel):
+                raise
+            if c.epoch <= p.epoch or c.entry(self.device) is None:
+                raise
+            return verify_commit(bundle, self._trust, now, previous=None, revocations=revocations)
+
+    def _open(self, bundle: CommitBundle, commit: Commit) -> bytes:
         sealed = bundle.sealed.get(self.device)
         if sealed is None:
             raise VerificationError(Refusal.NOT_A_MEMBER, "no epoch secret sealed to us")
@@ -217,7 +266,7 @@ class ChannelMember:
             key_confirmation(secret, commit.channel, commit.epoch), commit.confirm
         ):
             raise VerificationError(Refusal.KEY_CONFIRMATION, "epoch secret does not match")
-        return PreparedCommit(bundle, commit, previous, secret)
+        return secret
 
     def install(self, prepared: PreparedCommit, now: float) -> Commit:
         """Move to a prepared commit's epoch (cheap). Refused if the chain moved meanwhile."""
@@ -226,6 +275,10 @@ class ChannelMember:
         commit = prepared.commit
         self._retire_all(now)
         self.last_commit = commit
+        if prepared.refused is not None:  # a link: the chain moves on, we hold no key for it
+            self._before_link, self.refused = prepared.previous, prepared.refused.code
+            return commit
+        self.refused = None
         if prepared.secret is None:  # a commit without us: we are out from this epoch on
             self.removed = True
             return commit
@@ -265,7 +318,13 @@ class ChannelMember:
 
     def may_send(self) -> bool:
         c = self.last_commit
-        return not self.removed and c is not None and c.may_send(self.device) and bool(self._epochs)
+        return (
+            not self.removed
+            and self.refused is None
+            and c is not None
+            and c.may_send(self.device)
+            and bool(self._epochs)
+        )
 
     def protect(self, payload: bytes, context: int = CONTEXT_VOICE, metadata: bytes = b"") -> bytes:
         """Encrypt ``payload`` for the current epoch; returns the SFrame frame."""

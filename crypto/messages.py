@@ -9,6 +9,9 @@ is Ed25519-signed *inside* the SFrame ciphertext:
   recording of the ciphertext carries verifiable talker attribution.
 
 Both encode to canonical JSON with a ``type`` field; :func:`decode_signed` tells them apart.
+It runs on what another member encrypted, so it is a parser of hostile input: whatever the
+bytes (deep nesting, huge numbers, wrong types), it returns a valid object or raises
+:class:`~crypto.errors.VerificationError` with code ``malformed``, and nothing else.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ MESSAGE_DOMAIN = "crossband/v1/message"
 SEAL_DOMAIN = "crossband/v1/burst-seal"
 MESSAGE_KINDS = ("text", "data")
 MAX_BODY = 64 * 1024
+MAX_SIGNED = 2 * MAX_BODY  # a signed payload: base64 of the body plus a few short fields
+MAX_ID = 128
+MAX_U64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,10 @@ class SignedMessage:
             raise ValueError(f"message kind must be one of {MESSAGE_KINDS}")
         if len(self.body) > MAX_BODY:
             raise ValueError("message body too large")
-        if not 1 <= len(self.id) <= 128:
+        if not 1 <= len(self.id) <= MAX_ID:
             raise ValueError("message id must be 1..128 characters")
+        if not -MAX_U64 <= self.timestamp <= MAX_U64:
+            raise ValueError("message timestamp out of range")
 
     def _body(self) -> dict[str, Any]:
         return {
@@ -83,6 +91,15 @@ class BurstSeal:
     last_ctr: int
     digest: bytes = field(repr=False)
     signature: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("epoch", "frames", "first_ctr", "last_ctr"):
+            if not 0 <= getattr(self, name) <= MAX_U64:
+                raise ValueError(f"seal {name} out of range")
+        if self.first_ctr > self.last_ctr or len(self.digest) != 32:
+            raise ValueError("bad seal counter range or digest")
+        if not 1 <= len(self.burst) <= MAX_ID:
+            raise ValueError("burst id must be 1..128 characters")
 
     def _body(self) -> dict[str, Any]:
         return {
@@ -155,7 +172,12 @@ class BurstHasher:
 
 def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
     """Parse a decrypted DATA payload; raises VerificationError(MALFORMED) on anything odd."""
-    obj = parse(data)
+    if len(data) > MAX_SIGNED:
+        raise VerificationError(Refusal.MALFORMED, "signed payload too large")
+    try:
+        obj = parse(data)
+    except RecursionError:  # nesting deeper than the interpreter's stack: refused, not fatal
+        raise VerificationError(Refusal.MALFORMED, "nested too deeply") from None
     kind = get(obj, "type", str)
     try:
         if kind == "message":

@@ -105,6 +105,12 @@ class RelayLink:
         if self.udp and self.udp.transport:
             self.udp.transport.close()
 
+    async def drop(self) -> None:
+        """Close the current connection; the run loop reconnects (with backoff)."""
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            await ws.close()
+
     async def send(self, control: str) -> None:
         """Send one control message, or raise ``RelayError("not-connected")``."""
         ws = self.ws

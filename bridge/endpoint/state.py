@@ -4,19 +4,26 @@ One SQLite file per endpoint (WAL, ``synchronous=FULL``) so that a restart neith
 membership nor reuses an SFrame counter: :meth:`EndpointState.reserve` is the
 :class:`~crypto.counters.CounterStore` hook and is durable when it returns. Commit bundles are
 kept as received (the epoch secret inside is sealed to this device's HPKE key, so the file holds
-no key in the clear); on start the endpoint re-verifies and re-opens them. Message ids already
-handed to the application are remembered so a redelivery after a crash is dropped.
+no key in the clear); on start the endpoint re-verifies and re-opens them. A commit kept only as
+a chain link (authentic, but refused: see :mod:`bridge.endpoint.chain`) is stored with the code
+of its refusal, so a restart restores it as a link again and never derives keys from it.
+Message ids already handed to the application are remembered so a redelivery after a crash is
+dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+from bridge.errors import StoreError
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS commits (channel TEXT, epoch INTEGER, bundle BLOB,
+CREATE TABLE IF NOT EXISTS commits (channel TEXT, epoch INTEGER, bundle BLOB, refused TEXT,
                                     PRIMARY KEY (channel, epoch));
 CREATE TABLE IF NOT EXISTS counters (label TEXT PRIMARY KEY, upto INTEGER);
 CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, at REAL);
@@ -25,66 +32,90 @@ KEEP_COMMITS = 2
 
 
 class EndpointState:
+    """Every failure of the database is a :class:`~bridge.errors.StoreError` naming the file
+    (a full disk, an I/O error, a closed state); a failed write changes nothing."""
+
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
+        self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        with self._guard():
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(commits)")}
+            if "refused" not in columns:  # a state file from before chain links
+                self._db.execute("ALTER TABLE commits ADD COLUMN refused TEXT")
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise StoreError(f"endpoint state {self.path}: {type(exc).__name__}") from None
 
     # CounterStore
     def load(self, label: str) -> int:
-        with self._lock:
+        with self._guard():
             row = self._db.execute("SELECT upto FROM counters WHERE label=?", (label,)).fetchone()
         return int(row[0]) if row else 0
 
     def reserve(self, label: str, upto: int) -> None:
-        with self._lock:
+        """Durable when it returns (``synchronous=FULL``): a counter below is never reused."""
+        with self._guard():
             self._db.execute(
                 "INSERT INTO counters VALUES (?, ?) ON CONFLICT(label) DO UPDATE SET upto=?",
                 (label, upto, upto),
             )
 
     # commits
-    def save_commit(self, channel: str, epoch: int, bundle: bytes) -> None:
-        with self._lock:
+    def save_commit(
+        self, channel: str, epoch: int, bundle: bytes, refused: str | None = None
+    ) -> None:
+        """Keep a verified commit, or with ``refused`` (its refusal code) a chain link."""
+        with self._guard():
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT OR REPLACE INTO commits VALUES (?, ?, ?)", (channel, epoch, bundle)
-            )
-            self._db.execute(
-                "DELETE FROM commits WHERE channel=? AND epoch <= ?",
-                (channel, epoch - KEEP_COMMITS),
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO commits VALUES (?, ?, ?, ?)",
+                    (channel, epoch, bundle, refused),
+                )
+                self._db.execute(
+                    "DELETE FROM commits WHERE channel=? AND epoch <= ?",
+                    (channel, epoch - KEEP_COMMITS),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK")
+                raise
 
-    def commits(self) -> list[tuple[str, int, bytes]]:
-        with self._lock:
+    def commits(self) -> list[tuple[str, int, bytes, str | None]]:
+        """(channel, epoch, bundle, refusal code or None), oldest first per channel."""
+        with self._guard():
             rows = self._db.execute(
-                "SELECT channel, epoch, bundle FROM commits ORDER BY channel, epoch"
+                "SELECT channel, epoch, bundle, refused FROM commits ORDER BY channel, epoch"
             ).fetchall()
-        return [(str(c), int(e), bytes(b)) for c, e, b in rows]
+        return [(str(c), int(e), bytes(b), None if r is None else str(r)) for c, e, b, r in rows]
 
     # dedup
     def seen(self, msg_id: str) -> bool:
-        with self._lock:
-            return (
-                self._db.execute("SELECT 1 FROM seen WHERE msg_id=?", (msg_id,)).fetchone()
-                is not None
-            )
+        with self._guard():
+            row = self._db.execute("SELECT 1 FROM seen WHERE msg_id=?", (msg_id,)).fetchone()
+        return row is not None
 
     def mark_seen(self, msg_id: str, now: float) -> None:
-        with self._lock:
+        with self._guard():
             self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (msg_id, now))
 
     def forget_seen(self, before: float) -> None:
-        with self._lock:
+        with self._guard():
             self._db.execute("DELETE FROM seen WHERE at < ?", (before,))
 
     def close(self) -> None:
-        with self._lock:
+        with self._guard():
             self._db.close()
