@@ -1,1 +1,3 @@
-"""Adapters: one sub-package per native system (RTP radio gateways, …)."""
+"""Adapters: the adapter interface (:mod:`adapters.base`), the codecs shared with the endpoint's
+audio path (:mod:`adapters.codecs`), and one sub-package per native system (``rtp/``, …).
+Nothing here imports ``bridge``."""

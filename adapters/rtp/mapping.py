@@ -8,9 +8,9 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
       rate: 16000                 # endpoint audio rate: 16000 (wideband, default) or 8000
       channels:
         - channel: shiprider-7
-          codec: opus             # opus (default) | l16 (passthrough, see bridge.audio.talk)
+          codec: opus             # opus (default) | l16 (passthrough, see bridge.audio)
           priority: normal        # floor priority of bursts from the radio side
-          bitrate: 48000          # Opus bit rate between endpoints (bridge.audio.talk)
+          bitrate: 48000          # Opus bit rate between endpoints (bridge.audio)
           jitter: {min_ms: 20, max_ms: 200}
           input:
             port: 5004            # host (default 127.0.0.1) | group + interface (multicast)
@@ -26,16 +26,22 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
             ptime_ms: 20
 
 :func:`load_gateway_config` takes the ``rtp`` mapping (a ``dict``) and returns validated
-:class:`ChannelMapping` objects, or raises :class:`~bridge.errors.ConfigError` naming the
-offending entry — unknown keys included, so a misspelt option is never silently ignored.
+:class:`ChannelMapping` objects, or raises :class:`~adapters.errors.AdapterConfigError`
+naming the offending setting — unknown keys included, so a misspelt option is never silently
+ignored. (The ``crossband`` command turns it into a ``ConfigError`` naming the file.)
+
+``codec``, ``bitrate`` and ``jitter`` are settings of the channel's path between endpoints,
+not of RTP: they are carried here as plain values for the gateway (``bridge.gateway``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
+from adapters.base import PRIORITIES, Priority
+from adapters.errors import AdapterConfigError
 from adapters.rtp.config import (
     PayloadFormat,
     PayloadName,
@@ -43,12 +49,13 @@ from adapters.rtp.config import (
     RtpSenderConfig,
     RtpTransportConfig,
 )
-from bridge.audio.talk import AUDIO_RATES, DEFAULT_BITRATE, ChannelCodec
-from bridge.errors import ConfigError
 
 __all__ = ["ChannelMapping", "RtpInput", "RtpOutput", "load_gateway_config"]
 
-_PRIORITIES = ("normal", "high", "emergency")
+ChannelCodec = Literal["opus", "l16"]  # of the path between endpoints (bridge.audio)
+AUDIO_RATES = (8000, 16000)  # endpoint audio rates (bridge.audio)
+DEFAULT_BITRATE = 48000  # bridge.audio's default Opus bit rate; a test keeps them equal
+
 _TOP_KEYS = {"rate", "channels"}
 _CHANNEL_KEYS = {"channel", "codec", "priority", "bitrate", "jitter", "input", "output"}
 _TRANSPORT_KEYS = {"port", "host", "group", "interface", "ttl"}
@@ -82,7 +89,7 @@ class ChannelMapping:
     channel: str
     rate: int = 16000
     codec: ChannelCodec = "opus"
-    priority: str = "normal"
+    priority: Priority = "normal"
     bitrate: int = DEFAULT_BITRATE
     jitter_min_ms: int | None = None  # None: the ListenMixer default for the codec
     jitter_max_ms: int | None = None
@@ -96,8 +103,13 @@ class ChannelMapping:
             raise ValueError(f"rate must be one of {AUDIO_RATES}")
         if self.codec not in ("opus", "l16"):
             raise ValueError("codec must be 'opus' or 'l16'")
-        if self.priority not in _PRIORITIES:
-            raise ValueError(f"priority must be one of {_PRIORITIES}")
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {PRIORITIES}")
+        lo, hi = self.jitter_min_ms, self.jitter_max_ms
+        if (lo is not None and lo < 0) or (hi is not None and hi <= 0):
+            raise ValueError("jitter bounds must be positive")
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("jitter min_ms must not exceed max_ms")
         if self.input is None and self.output is None:
             raise ValueError("a channel needs an input, an output or both")
         if self.input is not None and self.input.receiver.rate != self.rate:
@@ -108,10 +120,10 @@ class ChannelMapping:
 
 def _keys(where: str, item: Any, allowed: set[str]) -> AnyMapping[str, Any]:
     if not isinstance(item, AnyMapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(item).__name__}")
+        raise AdapterConfigError(where, f"expected a mapping, got {type(item).__name__}")
     unknown = sorted(set(item) - allowed)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}")
+        raise AdapterConfigError(where, f"unknown key(s) {', '.join(map(str, unknown))}")
     return cast(AnyMapping[str, Any], item)
 
 
@@ -121,7 +133,7 @@ def _payload(where: str, item: Any, default_clock: int) -> PayloadFormat:
     spec = _keys(where, item, {"name", "pt", "clock_rate"})
     name = str(spec.get("name", "")).lower()
     if name not in ("pcmu", "pcma", "l16", "opus"):
-        raise ConfigError(f"{where}: payload name must be pcmu, pcma, l16 or opus")
+        raise AdapterConfigError(where, "payload name must be pcmu, pcma, l16 or opus")
     try:
         return PayloadFormat.of(
             cast(PayloadName, name),
@@ -129,12 +141,12 @@ def _payload(where: str, item: Any, default_clock: int) -> PayloadFormat:
             int(spec.get("clock_rate", default_clock)),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise AdapterConfigError(where, str(exc)) from None
 
 
 def _transport(where: str, spec: AnyMapping[str, Any]) -> RtpTransportConfig:
     if "port" not in spec:
-        raise ConfigError(f"{where}: port is required")
+        raise AdapterConfigError(where, "port is required")
     try:
         return RtpTransportConfig(
             int(spec["port"]),
@@ -144,16 +156,16 @@ def _transport(where: str, spec: AnyMapping[str, Any]) -> RtpTransportConfig:
             ttl=int(spec.get("ttl", 1)),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise AdapterConfigError(where, str(exc)) from None
 
 
 def _input(where: str, item: Any, rate: int) -> RtpInput:
     spec = _keys(where, item, _INPUT_KEYS)
     if ("payload" in spec) == ("payloads" in spec):
-        raise ConfigError(f"{where}: give exactly one of payload or payloads")
+        raise AdapterConfigError(where, "give exactly one of payload or payloads")
     raw = spec["payloads"] if "payloads" in spec else [spec["payload"]]
     if not isinstance(raw, list) or not raw:
-        raise ConfigError(f"{where}: payloads must be a non-empty list")
+        raise AdapterConfigError(where, "payloads must be a non-empty list")
     payloads = tuple(_payload(f"{where}.payloads[{i}]", p, rate) for i, p in enumerate(raw))
     try:
         receiver = RtpReceiverConfig(
@@ -165,14 +177,14 @@ def _input(where: str, item: Any, rate: int) -> RtpInput:
             max_gap_ms=int(spec.get("max_gap_ms", 120)),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise AdapterConfigError(where, str(exc)) from None
     return RtpInput(_transport(where, spec), receiver)
 
 
 def _output(where: str, item: Any, rate: int, bitrate: int) -> RtpOutput:
     spec = _keys(where, item, _OUTPUT_KEYS)
     if "payload" not in spec:
-        raise ConfigError(f"{where}: payload is required")
+        raise AdapterConfigError(where, "payload is required")
     payload = _payload(f"{where}.payload", spec["payload"], rate)
     interval = spec.get("rtcp_interval", 5.0)
     try:
@@ -186,14 +198,14 @@ def _output(where: str, item: Any, rate: int, bitrate: int) -> RtpOutput:
             opus_bitrate=bitrate,
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise AdapterConfigError(where, str(exc)) from None
     return RtpOutput(_transport(where, spec), sender)
 
 
 def _channel(where: str, item: Any, rate: int) -> ChannelMapping:
     spec = _keys(where, item, _CHANNEL_KEYS)
     if not isinstance(spec.get("channel"), str) or not spec["channel"]:
-        raise ConfigError(f"{where}: channel (the channel id) is required")
+        raise AdapterConfigError(where, "channel (the channel id) is required")
     where = f"{where} ({spec['channel']})"
     jitter = _keys(f"{where}.jitter", spec.get("jitter", {}), {"min_ms", "max_ms"})
     try:
@@ -204,7 +216,7 @@ def _channel(where: str, item: Any, rate: int) -> ChannelMapping:
             channel=spec["channel"],
             rate=rate,
             codec=spec.get("codec", "opus"),
-            priority=str(spec.get("priority", "normal")),
+            priority=cast(Priority, str(spec.get("priority", "normal"))),
             bitrate=bitrate,
             jitter_min_ms=None if "min_ms" not in jitter else int(jitter["min_ms"]),
             jitter_max_ms=None if "max_ms" not in jitter else int(jitter["max_ms"]),
@@ -218,7 +230,7 @@ def _channel(where: str, item: Any, rate: int) -> ChannelMapping:
             ),
         )
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise AdapterConfigError(where, str(exc)) from None
 
 
 def load_gateway_config(config: AnyMapping[str, Any]) -> list[ChannelMapping]:
@@ -227,17 +239,17 @@ def load_gateway_config(config: AnyMapping[str, Any]) -> list[ChannelMapping]:
     try:
         rate = int(spec.get("rate", 16000))
     except (TypeError, ValueError):
-        raise ConfigError("rtp.rate: must be an integer") from None
+        raise AdapterConfigError("rtp.rate", "must be an integer") from None
     if rate not in AUDIO_RATES:
-        raise ConfigError(f"rtp.rate: must be one of {AUDIO_RATES}")
+        raise AdapterConfigError("rtp.rate", f"must be one of {AUDIO_RATES}")
     channels = spec.get("channels")
     if not isinstance(channels, list) or not channels:
-        raise ConfigError("rtp.channels: a non-empty list of channels is required")
+        raise AdapterConfigError("rtp.channels", "a non-empty list of channels is required")
     mappings = [_channel(f"rtp.channels[{i}]", c, rate) for i, c in enumerate(channels)]
     seen: dict[str, str] = {}
     for m in mappings:
         if m.channel in seen:
-            raise ConfigError(f"rtp.channels: channel {m.channel} is mapped twice")
+            raise AdapterConfigError("rtp.channels", f"channel {m.channel} is mapped twice")
         seen[m.channel] = m.channel
     ports: dict[tuple[str, int], str] = {}
     for m in mappings:
@@ -246,9 +258,9 @@ def load_gateway_config(config: AnyMapping[str, Any]) -> list[ChannelMapping]:
         t = m.input.transport
         key = (t.group or t.host, t.port)
         if key in ports:
-            raise ConfigError(
-                f"rtp.channels: input {key[0]}:{key[1]} is used by both "
-                f"{ports[key]} and {m.channel}"
+            raise AdapterConfigError(
+                "rtp.channels",
+                f"input {key[0]}:{key[1]} is used by both {ports[key]} and {m.channel}",
             )
         ports[key] = m.channel
     return mappings

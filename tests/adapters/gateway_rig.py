@@ -18,10 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from adapters.codecs.opus import OpusDecoder
+from adapters.codecs.pcm import l16_to_pcm
+from adapters.rtp.adapter import RtpAdapter
+from adapters.rtp.codec import alaw_decode, ulaw_decode
+from adapters.rtp.mapping import load_gateway_config
 from adapters.rtp.packet import RtpPacket, parse_rtp
-from bridge.audio import codec
 from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
+from bridge.gateway import Binding, ChannelAudio, Gateway
 from tests.bridge.harness import RelayProcess, drain, endpoint, next_event
 from tests.world import World, make_world
 
@@ -69,6 +74,28 @@ async def open_rig(tmp: Path, **relay_options: Any) -> Rig:
             await ep.stop()
         relay.stop()
         raise
+
+
+def rtp_gateway(endpoint: Endpoint, rtp: dict[str, Any]) -> Gateway:
+    """A gateway with an :class:`RtpAdapter` per channel of an ``rtp`` config section, built
+    the way ``crossband endpoint`` builds it."""
+    return Gateway(
+        endpoint,
+        [
+            Binding(
+                m.channel,
+                RtpAdapter(m),
+                ChannelAudio(m.codec, m.bitrate, m.jitter_min_ms, m.jitter_max_ms),
+            )
+            for m in load_gateway_config(rtp)
+        ],
+    )
+
+
+def input_address(gateway: Gateway, channel: str) -> tuple[str, int]:
+    adapter = gateway.adapter(channel)
+    assert isinstance(adapter, RtpAdapter)
+    return adapter.input_address
 
 
 async def close_rig(rig: Rig) -> None:
@@ -130,8 +157,8 @@ def bursts_of(packets: list[tuple[float, RtpPacket]]) -> list[list[tuple[float, 
 
 def decode_packets(packets: list[RtpPacket], payload: str, rate: int = 16000) -> list[bytes]:
     """Payload of each packet as 16-bit PCM (Opus decoded at ``rate``)."""
-    dec = codec.OpusDecoder(rate) if payload == "opus" else None
-    fn = {"pcmu": codec.ulaw_decode, "pcma": codec.alaw_decode, "l16": codec.l16_to_pcm}
+    dec = OpusDecoder(rate) if payload == "opus" else None
+    fn = {"pcmu": ulaw_decode, "pcma": alaw_decode, "l16": l16_to_pcm}
     return [dec.decode(p.payload) if dec else fn[payload](p.payload) for p in packets]
 
 

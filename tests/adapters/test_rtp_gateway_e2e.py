@@ -21,17 +21,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bridge.audio.codec import OpusDecoder, OpusEncoder, resample
-from bridge.gateway.rtp import RtpGateway, load_gateway_config
+from adapters.codecs.opus import OpusDecoder, OpusEncoder
+from adapters.rtp.codec import resample
 from tests.adapters.gateway_rig import (
     CH,
     align,
     bursts_of,
     close_rig,
     decode_packets,
+    input_address,
     open_collector,
     open_rig,
     pcm_array,
+    rtp_gateway,
     run_sender,
     speech_like,
     wait_process,
@@ -81,23 +83,17 @@ async def bridge_once(tmp: Path, name: str, pcm: bytes, rate: int) -> tuple[list
     case = CASES[name]
     rig = await open_rig(tmp)
     collector = await open_collector()
-    gw_a = RtpGateway(
-        rig.a, load_gateway_config(mapping(case["codec"], case["payload"], port=0, out_port=None))
-    )
-    gw_b = RtpGateway(
+    gw_a = rtp_gateway(rig.a, mapping(case["codec"], case["payload"], port=0, out_port=None))
+    gw_b = rtp_gateway(
         rig.b,
-        load_gateway_config(
-            mapping(
-                case["codec"], case.get("out", case["payload"]), port=0, out_port=collector.port
-            )
-        ),
+        mapping(case["codec"], case.get("out", case["payload"]), port=0, out_port=collector.port),
     )
     try:
         await gw_a.start()
         await gw_b.start()
         (tmp / "in.s16").write_bytes(pcm)
         proc = run_sender(
-            gw_a.input_address(CH)[1],
+            input_address(gw_a, CH)[1],
             case["payload"]["name"],
             tmp / "in.s16",
             rate=rate,
@@ -127,7 +123,11 @@ async def test_codec_path_matches_input(tmp_path: Path, name: str) -> None:
     rate = CASES[name]["rate"]
     pcm = speech_like(rate, 2.0, seed=3)
     out, (mix, snd) = await bridge_once(tmp_path, name, pcm, rate)
-    assert snd.granted == 1 and snd.sent == len(pcm) // (rate // 25)
+    frames = len(pcm) // (rate // 25)
+    # All but the tail a hang-time end drops (adapters.rtp.receiver): what the resampler holds
+    # back (30 ms from 8 to 16 kHz) and a partial frame; nothing is dropped without resampling.
+    tail = 0 if rate == 16000 else 2
+    assert snd.granted == 1 and frames - tail <= snd.sent <= frames
     if name == "opus":  # the reference is what the radio's Opus stream carries
         enc, dec = OpusEncoder(rate), OpusDecoder(rate)
         pcm = b"".join(dec.decode(enc.encode(pcm[i : i + 640])) for i in range(0, len(pcm), 640))
@@ -162,49 +162,8 @@ async def test_espeak_speech_through_opus(tmp_path: Path) -> None:
     )
     with wave.open(str(wav), "rb") as w:
         raw, src_rate = w.readframes(w.getnframes()), w.getframerate()
-    pcm16 = resample_any(np.frombuffer(raw, "<i2"), src_rate, 16000)
+    pcm16 = resample(np.frombuffer(raw, "<i2"), src_rate, 16000)  # 22050 Hz → 16 kHz
     pcm16 = pcm16[: len(pcm16) - len(pcm16) % 640]
     out, (mix, _snd) = await bridge_once(tmp_path, "l16-opus", pcm16, 16000)
     lag, corr = align(pcm_array(pcm16), pcm_array(b"".join(out)), max_lag=1600)
     assert corr >= 0.9, f"espeak speech: correlation {corr:.3f} at lag {lag}"
-
-
-def resample_any(pcm: np.ndarray, src: int, dst: int) -> bytes:
-    """espeak-ng speaks at 22050 Hz: resample with sox when the rates are not integer-related."""
-    if src == dst or max(src, dst) % min(src, dst) == 0:
-        return resample(pcm, src, dst)
-    sox = shutil.which("sox")
-    if sox is None:
-        pytest.skip("sox is needed to resample espeak-ng output")
-    proc = subprocess.run(
-        [
-            sox,
-            "-t",
-            "raw",
-            "-r",
-            str(src),
-            "-e",
-            "signed",
-            "-b",
-            "16",
-            "-c",
-            "1",
-            "-",
-            "-t",
-            "raw",
-            "-r",
-            str(dst),
-            "-e",
-            "signed",
-            "-b",
-            "16",
-            "-c",
-            "1",
-            "-",
-        ],
-        input=pcm.astype("<i2").tobytes(),
-        capture_output=True,
-        check=True,
-        timeout=30,
-    )
-    return proc.stdout

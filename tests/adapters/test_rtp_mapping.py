@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.errors import AdapterConfigError
 from adapters.rtp.mapping import load_gateway_config
-from bridge.errors import ConfigError
 
 EXAMPLE = """
 rate: 16000
@@ -69,6 +69,10 @@ def channel(**kw: Any) -> dict[str, Any]:
         (channel(codec="g729", output={"port": 1, "payload": "pcmu"}), "codec"),
         (channel(priority="urgent", output={"port": 1, "payload": "pcmu"}), "priority"),
         (channel(bitrate=100, output={"port": 1, "payload": "pcmu"}), "bitrate"),
+        (
+            channel(jitter={"min_ms": 300, "max_ms": 200}, output={"port": 1, "payload": "pcmu"}),
+            "min_ms must not exceed max_ms",
+        ),
         ({"channels": [{"input": {"port": 1, "payload": "pcmu"}}]}, "channel (the channel id)"),
         (
             {
@@ -92,6 +96,7 @@ def channel(**kw: Any) -> dict[str, Any]:
     ],
 )
 def test_config_errors_name_the_problem(config: Any, message: str) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(AdapterConfigError) as info:
         load_gateway_config(config)
     assert message in str(info.value)
+    assert info.value.setting.startswith("rtp") and info.value.problem  # for the file's name

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.codecs.pcm import pcm_to_l16
 from adapters.rtp.packet import RtpPacket, parse_rtcp_sr, parse_rtp
 from adapters.rtp.stream import (
     Audio,
@@ -22,7 +23,6 @@ from adapters.rtp.stream import (
     RtpSenderConfig,
     RtpTransportConfig,
 )
-from bridge.audio import codec
 
 PCMU = PayloadFormat.of("pcmu")
 PCMA = PayloadFormat.of("pcma")
@@ -142,20 +142,36 @@ def test_longer_ptime_is_rechunked_into_20ms_frames() -> None:
     pcm = tone(16000, 9)  # 180 ms, sent as three 60 ms packets
     for i in range(3):
         part = pcm[i * 960 : (i + 1) * 960]
-        packet = RtpPacket(97, i, i * 960, 7, codec.pcm_to_l16(part)).serialize()
+        packet = RtpPacket(97, i, i * 960, 7, pcm_to_l16(part)).serialize()
         rx.receive_datagram(packet, ADDR, i * 0.06)
     frames = audio(rx.events_received())
     assert [len(f) for f in frames] == [640] * 9
     assert b"".join(frames) == pcm.astype("<i2").tobytes()
 
 
-def test_partial_tail_is_padded_at_burst_end() -> None:
-    rx = RtpReceiver(RtpReceiverConfig((PCMU,), rate=8000, hang_time=0.1))
-    rx.receive_datagram(RtpPacket(0, 1, 0, 7, b"\x7f" * 240).serialize(), ADDR, 0.0)  # 30 ms
-    rx.handle_timer(0.2)
-    frames = audio(rx.events_received())
-    assert [len(f) for f in frames] == [320, 320]
+def test_partial_tail_is_padded_when_a_packet_ends_the_burst() -> None:
+    rx = RtpReceiver(RtpReceiverConfig((PCMU,), rate=8000, end_on_marker=True))
+    rx.receive_datagram(RtpPacket(0, 1, 0, 7, b"\x7f" * 240, True).serialize(), ADDR, 0.0)
+    events = rx.events_received()
+    frames = audio(events)
+    assert [len(f) for f in frames] == [320, 320]  # 30 ms: one frame and a padded half
     assert frames[1][160:] == bytes(160)
+    assert events[-1] == BurstEnd("marker") and rx.stats.tails_dropped == 0
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_hang_time_end_sends_no_stale_tail(rate: int) -> None:
+    """What is left at a hang-time end is ``hang_time`` old: sent now, it reached the far end
+    after the burst had played out there and came out as a burst of its own (seen end to end
+    once the resampler started holding back 30 ms). It is dropped and counted instead."""
+    rx = RtpReceiver(RtpReceiverConfig((PCMU,), rate=rate, hang_time=0.25))
+    for seq in range(5):
+        rx.receive_datagram(ulaw_packet(seq, samples=240), ADDR, 0.03 * seq)  # 150 ms
+    before = audio(rx.events_received())
+    rx.handle_timer(0.5)
+    assert rx.events_received() == [BurstEnd("hang_time")]  # no audio comes with it
+    assert rx.stats.tails_dropped == 1
+    assert len(b"".join(before)) // 2 >= rate * 100 // 1000  # the rest went out on time
 
 
 # --- sender ------------------------------------------------------------------------------
@@ -270,20 +286,28 @@ def test_config_validation() -> None:
 # --- round trips through sender and receiver ---------------------------------------------
 
 
+CN = 13  # comfort noise (RFC 3389), here the gateway's end-of-transmission signal
+
+
 def round_trip(fmt: PayloadFormat, rate: int, pcm: np.ndarray, drop: set[int] = set()) -> bytes:
+    """Through an RtpSender and an RtpReceiver; the burst ends with an end-signal packet."""
     tx = RtpSender(RtpSenderConfig(fmt, rate=rate, rtcp_interval=None))
-    rx = RtpReceiver(RtpReceiverConfig((fmt,), rate=rate, hang_time=0.2))
+    rx = RtpReceiver(RtpReceiverConfig((fmt,), rate=rate, end_signal_pt=CN))
     n = rate // 50
     tx.start_burst(T0)
     for i in range(len(pcm) // n):
         tx.send_audio(pcm[i * n : (i + 1) * n].astype("<i2").tobytes(), T0 + 0.02 * i)
     tx.end_burst(T0 + 0.02 * (len(pcm) // n))
-    for i, (_kind, data) in enumerate(tx.datagrams_to_send()):
+    datagrams = [data for _kind, data in tx.datagrams_to_send()]
+    for i, data in enumerate(datagrams):
         if i not in drop:
             rx.receive_datagram(data, ADDR, 0.02 * i)
-    rx.handle_timer(100.0)
+    last = parse_rtp(datagrams[-1])
+    rx.receive_datagram(
+        RtpPacket(CN, (last.sequence_number + 1) & 0xFFFF, 0, last.ssrc, b"").serialize(), ADDR, 9
+    )
     events = rx.events_received()
-    assert isinstance(events[0], BurstStart) and events[-1] == BurstEnd("hang_time")
+    assert isinstance(events[0], BurstStart) and events[-1] == BurstEnd("end_signal")
     return b"".join(audio(events))
 
 

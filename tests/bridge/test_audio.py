@@ -1,4 +1,4 @@
-"""bridge.audio.talk: the talk sender against a fake endpoint, the listen mixer on a fake clock."""
+"""bridge.audio: the talk sender against a fake endpoint, the listen mixer on a fake clock."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ import random
 import numpy as np
 import pytest
 
-from bridge.audio.codec import OpusDecoder, OpusEncoder, pcm_to_l16
-from bridge.audio.talk import (
+from adapters.codecs.opus import OpusDecoder, OpusEncoder
+from adapters.codecs.pcm import pcm_to_l16
+from bridge.audio.mixer import (
     ListenMixer,
     PlayoutEvent,
     PlayoutFrame,
     TalkerStarted,
     TalkerStopped,
-    TalkSender,
 )
+from bridge.audio.sender import TalkSender
 from bridge.endpoint import events as ev
 from tests.adapters.gateway_rig import align, pcm_array, speech_like
 
@@ -149,6 +150,16 @@ def voice(sender: str, ctr: int, payload: bytes) -> ev.Voice:
     return ev.Voice(CH, sender, payload, ctr, 0.0)
 
 
+def feed(mixer: ListenMixer, event: ev.Event, now: float) -> None:
+    """What the gateway does with the endpoint's events of the mixer's channel."""
+    if isinstance(event, ev.Voice):
+        mixer.voice(event.sender, event.ctr, event.payload, now)
+    elif isinstance(event, ev.TalkerChanged):
+        mixer.floor_moved(event.talker)
+    elif isinstance(event, ev.BurstSealed):
+        mixer.burst_sealed(event.sender)
+
+
 def run_mixer(
     mixer: ListenMixer,
     arrivals: list[tuple[float, ev.Event]],
@@ -161,7 +172,7 @@ def run_mixer(
     for step in range(int(until / TICK) + 1):
         now = step * TICK
         while k < len(arrivals) and arrivals[k][0] <= now:
-            mixer.handle_event(arrivals[k][1], arrivals[k][0])
+            feed(mixer, arrivals[k][1], arrivals[k][0])
             k += 1
         out.extend((now, e) for e in mixer.tick(now))
     return out

@@ -1,58 +1,18 @@
-"""bridge.audio.codec: G.711 tables, L16 byte order, resampler, Opus round trip, FEC vs PLC."""
+"""adapters.codecs: L16 byte order, Opus round trip, FEC vs PLC, a missing libopus."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import warnings
 
 import numpy as np
 import pytest
 
-from bridge.audio import codec
-from bridge.audio.codec import CodecError, OpusDecoder, OpusEncoder, Resampler
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # reference G.711 (Sun g711.c); deprecated, removed in 3.13: tests only
+from adapters.codecs import opus as opus_module
+from adapters.codecs.opus import OpusDecoder, OpusEncoder
+from adapters.codecs.pcm import CodecError, l16_to_pcm, pcm_to_l16
 
 ALL_PCM = np.arange(65536, dtype=np.uint16).view(np.int16).astype("<i2").tobytes()
-ALL_CODES = bytes(range(256))
-
-
-# --- G.711 (ITU-T G.711) -----------------------------------------------------------------
-
-
-def test_ulaw_encode_matches_reference_for_every_sample() -> None:
-    assert codec.ulaw_encode(ALL_PCM) == audioop.lin2ulaw(ALL_PCM, 2)
-
-
-def test_alaw_encode_matches_reference_for_every_sample() -> None:
-    assert codec.alaw_encode(ALL_PCM) == audioop.lin2alaw(ALL_PCM, 2)
-
-
-def test_ulaw_decode_matches_reference_for_every_code() -> None:
-    assert codec.ulaw_decode(ALL_CODES) == audioop.ulaw2lin(ALL_CODES, 2)
-
-
-def test_alaw_decode_matches_reference_for_every_code() -> None:
-    assert codec.alaw_decode(ALL_CODES) == audioop.alaw2lin(ALL_CODES, 2)
-
-
-def test_g711_known_values() -> None:
-    # G.711 Table 1/2: zero is 0xFF in μ-law and 0xD5 in A-law; full scale saturates.
-    pcm = np.array([0, 32767, -32768], dtype="<i2").tobytes()
-    assert codec.ulaw_encode(pcm) == bytes([0xFF, 0x80, 0x00])
-    assert codec.alaw_encode(pcm) == bytes([0xD5, 0xAA, 0x2A])
-    assert np.frombuffer(codec.ulaw_decode(b"\x80\x00"), "<i2").tolist() == [32124, -32124]
-    assert np.frombuffer(codec.alaw_decode(b"\xaa\x2a"), "<i2").tolist() == [32256, -32256]
-
-
-def test_g711_accepts_numpy_and_rejects_odd_bytes() -> None:
-    x = np.array([1000, -1000], dtype=np.int16)
-    assert codec.ulaw_encode(x) == codec.ulaw_encode(x.astype("<i2").tobytes())
-    with pytest.raises(CodecError):
-        codec.alaw_encode(b"\x00\x01\x02")
 
 
 # --- L16 (RFC 3551 §4.5.11) --------------------------------------------------------------
@@ -61,14 +21,11 @@ def test_g711_accepts_numpy_and_rejects_odd_bytes() -> None:
 def test_l16_is_network_byte_order() -> None:
     pcm = np.array([0x0102, -2], dtype="<i2").tobytes()
     assert pcm == b"\x02\x01\xfe\xff"
-    assert codec.pcm_to_l16(pcm) == b"\x01\x02\xff\xfe"
-    assert codec.l16_to_pcm(b"\x01\x02\xff\xfe") == pcm
-    assert codec.l16_to_pcm(codec.pcm_to_l16(ALL_PCM)) == ALL_PCM
+    assert pcm_to_l16(pcm) == b"\x01\x02\xff\xfe"
+    assert l16_to_pcm(b"\x01\x02\xff\xfe") == pcm
+    assert l16_to_pcm(pcm_to_l16(ALL_PCM)) == ALL_PCM
     with pytest.raises(CodecError):
-        codec.l16_to_pcm(b"\x01")
-
-
-# --- resampler ---------------------------------------------------------------------------
+        l16_to_pcm(b"\x01")
 
 
 def tone(rate: int, frames: int, freqs: tuple[float, ...] = (440.0, 1000.0)) -> np.ndarray:
@@ -85,27 +42,6 @@ def best_correlation(ref: np.ndarray, out: np.ndarray, max_lag: int) -> tuple[fl
         (float(np.corrcoef(ref[:n], out[lag : lag + n])[0, 1]), lag) for lag in range(max_lag)
     ]
     return max(scores)
-
-
-@pytest.mark.parametrize(
-    ("src", "dst"), [(8000, 16000), (16000, 8000), (16000, 48000), (48000, 8000)]
-)
-def test_resampler_streams_frames_and_keeps_a_tone(src: int, dst: int) -> None:
-    x = tone(src, 25, (440.0,))
-    r = Resampler(src, dst)
-    n = src // 50
-    out = b"".join(r.process(x[i : i + n]) for i in range(0, len(x), n))
-    assert len(out) == 2 * len(x) * dst // src  # 20 ms in, 20 ms out, frame after frame
-    y = np.frombuffer(out, "<i2").astype(float)
-    expected = tone(dst, 25, (440.0,)).astype(float)
-    corr, lag = best_correlation(expected, y, dst // 100)
-    assert corr > 0.999 and lag < dst // 200  # delay under 5 ms
-
-
-def test_resampler_removes_content_above_the_new_nyquist() -> None:
-    x = tone(16000, 25, (6000.0,))  # above 4 kHz: must not alias into the 8 kHz output
-    y = np.frombuffer(codec.resample(x, 16000, 8000), "<i2").astype(float)
-    assert np.sqrt(np.mean(y[40:] ** 2)) < 0.01 * np.sqrt(np.mean(x.astype(float) ** 2))
 
 
 # --- Opus (RFC 6716) ---------------------------------------------------------------------
@@ -204,6 +140,6 @@ def test_missing_libopus_is_reported_with_instructions(monkeypatch: pytest.Monke
     import sys
 
     monkeypatch.setitem(sys.modules, "opuslib", None)  # import now fails like a missing lib
-    with pytest.raises(codec.OpusUnavailableError, match="libopus0") as info:
+    with pytest.raises(opus_module.OpusUnavailableError, match="libopus0") as info:
         OpusDecoder(16000)
     assert isinstance(info.value, ImportError)

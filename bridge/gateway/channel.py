@@ -1,0 +1,246 @@
+"""One adapter ↔ one endpoint channel: bursts ↔ floor, PCM ↔ the audio path, text ↔ messages.
+
+:class:`ChannelGateway` knows the adapter only through ``adapters.base``:
+
+* **native side → channel** (the adapter's events, :meth:`~ChannelGateway.on_adapter_event`):
+  ``TalkStart`` → :meth:`TalkSender.start` (a floor request at its priority), ``Pcm`` →
+  :meth:`TalkSender.send` (Opus, or L16 passthrough), ``TalkEnd`` → :meth:`TalkSender.stop`
+  (floor release + burst seal), ``Text`` → :meth:`Endpoint.send_text`, one at a time in order
+  (at most ``max_texts`` wait; more are dropped and counted);
+* **channel → native side** (endpoint events, :meth:`~ChannelGateway.handle_event`, and the
+  20 ms :meth:`~ChannelGateway.tick`): ``Voice`` goes to the channel's
+  :class:`~bridge.audio.mixer.ListenMixer`, whose output becomes ``talk_started`` / ``play`` /
+  ``talk_ended``; text messages from other devices → ``post``; ``Emergency`` → ``emergency``.
+
+**The burst verdict.** ``talk_ended(talker, verified)`` reports whether the talker's signed
+burst seal matched what was heard (``BurstSealed.verified``). The seal travels the message
+path after the floor release, so it may come a little after the talker's audio has played
+out: the gateway waits up to ``seal_grace`` seconds for it, then reports ``verified=False``.
+A seal counts only once the floor has left the talker (their release or a preemption), the
+order in which an honest talker sends them, so that a seal cannot vouch for a burst that
+began after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from adapters.base import AdapterEvent, EmergencyState, Pcm, TalkEnd, TalkStart, Text
+from bridge.audio.mixer import ListenMixer, PlayoutFrame, TalkerStarted, TalkerStopped
+from bridge.audio.sender import TalkSender, VoiceEndpoint
+from bridge.endpoint import events as ev
+from bridge.gateway.binding import Binding
+from crypto.errors import CrossbandError
+
+__all__ = ["SEAL_GRACE", "ChannelGateway", "GatewayEndpoint", "GatewayStats"]
+
+log = logging.getLogger("crossband.gateway")
+
+SEAL_GRACE = 1.0  # seconds; the endpoint itself waits up to 0.5 s for frames a seal overtook
+
+
+class GatewayEndpoint(VoiceEndpoint, Protocol):
+    """What the gateway needs of :class:`bridge.endpoint.endpoint.Endpoint`."""
+
+    device: str
+    events: asyncio.Queue[ev.Event]
+
+    async def send_text(
+        self, ch: str, body: bytes | str, kind: str = "text", timeout: float = 30.0
+    ) -> str:
+        """Sign, encrypt and send a message; its id once the relay has accepted it."""
+
+
+@dataclass(slots=True)
+class GatewayStats:
+    texts_sent: int = 0
+    text_errors: int = 0  # send_text failed (not a member, relay refused, timeout)
+    texts_dropped: int = 0  # more than max_texts waiting
+    posted: int = 0  # messages handed to the adapter
+    undecodable: int = 0  # text messages that are not UTF-8
+    unexpected: int = 0  # adapter events this binding has no path for (wrong rate, …)
+    adapter_errors: int = 0  # the adapter raised when called
+
+
+@dataclass(slots=True)
+class _Talk:
+    released: bool  # the floor has left this talker: its seal may come now
+    stopped_at: float | None = None  # its audio has played out
+    verified: bool | None = None  # its seal's verdict
+
+
+class ChannelGateway:
+    """The live objects of one :class:`Binding` (see the module docstring)."""
+
+    def __init__(
+        self,
+        endpoint: GatewayEndpoint,
+        binding: Binding,
+        *,
+        seal_grace: float = SEAL_GRACE,
+        max_texts: int = 64,
+    ) -> None:
+        self.channel = binding.channel
+        self.adapter = binding.adapter
+        self.stats = GatewayStats()
+        self._endpoint = endpoint
+        self._seal_grace = seal_grace
+        audio, rate = binding.audio, binding.adapter.rate
+        self.sender: TalkSender | None = None
+        self.mixer: ListenMixer | None = None
+        if self.adapter.yields_audio:
+            self.sender = TalkSender(
+                endpoint, self.channel, rate, codec=audio.codec, bitrate=audio.bitrate
+            )
+        if self.adapter.plays_audio:
+            self.mixer = ListenMixer(
+                self.channel,
+                rate,
+                audio.codec,
+                self_device=endpoint.device,
+                min_delay_ms=audio.jitter_min_ms,
+                max_delay_ms=audio.jitter_max_ms,
+            )
+        self._floor: str | None = None  # who holds the channel's floor, as last reported
+        self._talks: dict[str, _Talk] = {}
+        self._texts: asyncio.Queue[str] = asyncio.Queue(max_texts)
+        self._text_task: asyncio.Task[None] | None = None
+
+    # -- native side → channel -------------------------------------------------------------
+
+    def on_adapter_event(self, event: AdapterEvent) -> None:
+        """The adapter's sink: one event from the native side."""
+        s = self.sender
+        if isinstance(event, Text):
+            self._queue_text(event.body)
+        elif s is None or (isinstance(event, Pcm) and event.rate != s.rate):
+            self.stats.unexpected += 1
+        elif isinstance(event, TalkStart):
+            s.start(event.priority)
+        elif isinstance(event, Pcm):
+            s.send(event.frame)
+        elif isinstance(event, TalkEnd):
+            s.stop()
+
+    def _queue_text(self, body: str) -> None:
+        try:
+            self._texts.put_nowait(body)
+        except asyncio.QueueFull:
+            self.stats.texts_dropped += 1
+            return
+        if self._text_task is None:
+            self._text_task = asyncio.get_running_loop().create_task(self._send_texts())
+
+    async def _send_texts(self) -> None:
+        while True:
+            body = await self._texts.get()
+            try:
+                await self._endpoint.send_text(self.channel, body)
+            except (CrossbandError, KeyError, TimeoutError, OSError) as exc:
+                self.stats.text_errors += 1
+                log.warning("event=text-send-failed channel=%s error=%s", self.channel, type(exc))
+            else:
+                self.stats.texts_sent += 1
+
+    # -- channel → native side -------------------------------------------------------------
+
+    def handle_event(self, event: ev.Event, now: float) -> None:
+        """One endpoint event of this channel."""
+        if isinstance(event, ev.Voice):
+            if self.mixer is not None:
+                self.mixer.voice(event.sender, event.ctr, event.payload, now)
+        elif isinstance(event, ev.TalkerChanged):
+            self._floor = event.talker
+            if self.mixer is not None:
+                self.mixer.floor_moved(event.talker)
+            for talker, talk in self._talks.items():
+                talk.released = talk.released or talker != event.talker
+        elif isinstance(event, ev.BurstSealed):
+            if self.mixer is not None:
+                self.mixer.burst_sealed(event.sender)
+            self._sealed(event.sender, event.verified)
+        elif isinstance(event, ev.FloorEvent):
+            if event.event == "revoked" and event.device == self._endpoint.device and self.sender:
+                self.sender.revoked()
+        elif isinstance(event, ev.Emergency):
+            self.adapter.emergency(EmergencyState(event.active, event.by))
+        elif isinstance(event, ev.Message):
+            self._message(event)
+
+    def _message(self, msg: ev.Message) -> None:
+        if msg.kind != "text" or msg.sender == self._endpoint.device:
+            return
+        try:
+            text = msg.body.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.undecodable += 1
+            return
+        self.stats.posted += 1
+        self.adapter.post(text, msg.sender)
+
+    def tick(self, now: float) -> None:
+        """One 20 ms playout period."""
+        if self.mixer is not None:
+            for out in self.mixer.tick(now):
+                if isinstance(out, TalkerStarted):
+                    self._started(out.sender)
+                elif isinstance(out, PlayoutFrame):
+                    self.adapter.play(out.pcm, out.talkers)
+                elif isinstance(out, TalkerStopped):
+                    self._stopped(out.sender, now)
+        for talker, talk in list(self._talks.items()):
+            if talk.stopped_at is not None and now - talk.stopped_at >= self._seal_grace:
+                self._finish(talker)
+
+    def _started(self, talker: str) -> None:
+        if talker in self._talks:  # a new burst before the last one's verdict: unverified
+            self._finish(talker)
+        self._talks[talker] = _Talk(released=self._floor != talker)
+        self.adapter.talk_started(talker)
+
+    def _stopped(self, talker: str, now: float) -> None:
+        talk = self._talks.get(talker)
+        if talk is not None:
+            talk.stopped_at = now
+            if talk.verified is not None:
+                self._finish(talker)
+
+    def _sealed(self, talker: str, verified: bool) -> None:
+        talk = self._talks.get(talker)
+        if talk is None or not (talk.released or talk.stopped_at is not None):
+            return  # no burst of theirs is ending here: the seal vouches for nothing we play
+        if talk.verified is None:
+            talk.verified = verified
+        if talk.stopped_at is not None:
+            self._finish(talker)
+
+    def _finish(self, talker: str) -> None:
+        talk = self._talks.pop(talker)
+        self.adapter.talk_ended(talker, bool(talk.verified))
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the adapter, with this channel as its event sink."""
+        await self.adapter.start(self.on_adapter_event)
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """End the talks being played, stop the adapter, then end a burst in progress
+        (floor release + seal, at most ``timeout`` s) and stop sending texts."""
+        for talker in list(self._talks):
+            self._finish(talker)
+        try:
+            await self.adapter.stop()
+        finally:
+            if self.sender is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.sender.aclose(), timeout)
+            if self._text_task is not None:
+                self._text_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._text_task
+                self._text_task = None
