@@ -1,32 +1,43 @@
-"""The relay's I/O driver: aiohttp WebSocket + /metrics, a UDP socket, timers, the store thread.
+"""The relay's I/O driver: aiohttp WebSocket + /metrics + /healthz, a UDP socket, the store thread.
 
-Everything that decides anything lives in :mod:`bridge.relay.core`; this module moves bytes. Each
-WebSocket connection is read by one task, so a connection's control messages are handled in
-order. Store calls (fsync-heavy) run on one dedicated thread, in submission order, and their
-continuations come back to the event loop. A malformed or unknown message gets a coded error;
-an exception in the handling of one connection is logged (without content) and answered with
-``internal``, and never reaches another connection.
+Everything that decides anything lives in :mod:`bridge.relay.core`; this module moves bytes.
+Each WebSocket connection is read by one task, so its control messages are handled in order,
+and written by one task through a bounded queue (:mod:`bridge.relay.connection`), so nobody
+waits for another member's socket. Store jobs run on one dedicated thread, in submission
+order; their results go back to the core on the event loop. One timer, armed at the core's
+:meth:`~bridge.relay.core.RelayCore.next_timer`, drives floor limits, channel expiry, the
+authentication deadline and store expiry. Timers and rate limits see ``loop.time()``
+(monotonic); validity checks see ``time.time()``.
+
+Any exception while handling one message is answered with a coded error (``malformed`` if it
+came from parsing, else ``internal``, logged without content) and never ends the connection;
+before authentication a coded error is followed by a hang-up, as a refused login is.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import logging
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from bridge.errors import ProtocolError
-from bridge.relay.core import Job, Outcome, RelayCore
+from bridge.relay.base import safe_rid
+from bridge.relay.connection import Connection, hang_up
+from bridge.relay.core import RelayCore
+from bridge.relay.jobs import Depth, Job, StoreFailure, execute
+from bridge.relay.metrics import new_registry, render_metrics
+from bridge.relay.state import Outcome
 from bridge.wire import control as p
-from crypto.errors import CrossbandError
 
 log = logging.getLogger("crossband.relay")
-WS_BACKLOG = 256 * 1024  # bytes queued to a WebSocket listener before its voice is dropped
+WS_BACKLOG = 256 * 1024  # bytes queued to a WebSocket listener before its voice is skipped
+TIMER_RETRY = 1.0  # seconds before the timer runs again after handle_timer raised
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -58,11 +69,16 @@ class RelayServer:
         self.host, self.port, self.udp_port = host, port, udp_port
         self.ssl_context = ssl_context
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._ws: dict[int, web.WebSocketResponse] = {}
+        self._conns: dict[int, Connection] = {}
         self._transports: dict[int, asyncio.Transport] = {}
         self._udp: _Udp | None = None
         self._runner: web.AppRunner | None = None
-        self._timer: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._depth = 0
+        self._loop: asyncio.AbstractEventLoop  # set by start()
+        self.registry = new_registry(core.metrics, lambda: core.gauges(self._depth))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -78,7 +94,7 @@ class RelayServer:
         server = site._server
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if self.udp_port is not None:
             _, proto = await loop.create_datagram_endpoint(
                 lambda: _Udp(self), local_addr=(self.host, self.udp_port)
@@ -87,7 +103,7 @@ class RelayServer:
             assert proto.transport is not None
             self.udp_port = proto.transport.get_extra_info("sockname")[1]
             self.core.config.udp_port = self.udp_port
-        self._timer = asyncio.create_task(self._tick())
+        await self.apply(self.core.handle_timer(*self._clock()))  # first sweep, old channels
         # Everything built so far lives as long as the relay: keep the collector off it
         # (full collections over it cost tens of ms of voice latency).
         gc.collect()
@@ -95,14 +111,16 @@ class RelayServer:
         log.info("event=relay-started host=%s port=%s udp=%s", self.host, self.port, self.udp_port)
 
     async def stop(self) -> None:
-        if self._timer:
+        if self._timer is not None:
             self._timer.cancel()
-        for ws in list(self._ws.values()):
-            await ws.close(code=1001, message=b"relay shutting down")
+            self._timer = None
+        await asyncio.gather(*(conn.shutdown() for conn in list(self._conns.values())))
         if self._udp and self._udp.transport:
             self._udp.transport.close()
         if self._runner:
             await self._runner.cleanup()
+        for task in list(self._tasks):
+            task.cancel()
         self._store_thread.shutdown(wait=True)
 
     @property
@@ -110,49 +128,107 @@ class RelayServer:
         scheme = "wss" if self.ssl_context else "ws"
         return f"{scheme}://{self.host}:{self.port}/ws"
 
+    @property
+    def timer_deadline(self) -> float | None:
+        """When the armed timer fires (``loop.time()``), or None: the core's next timer."""
+        return self._timer_at
+
+    def _clock(self) -> tuple[float, float]:
+        return self._loop.time(), time.time()
+
     # -- outcomes ------------------------------------------------------------------------------
 
     async def apply(self, outcome: Outcome) -> None:
-        while True:
-            for sid, message in outcome.sends:
-                ws = self._ws.get(sid)
-                if ws is not None and not ws.closed:
-                    try:
-                        await ws.send_str(message)
-                    except (ConnectionError, RuntimeError):
-                        pass
-            for sid, code in outcome.close:
-                ws = self._ws.get(sid)
-                if ws is not None and not ws.closed:
-                    try:
-                        await ws.send_str(p.error(code))
-                    except (ConnectionError, RuntimeError):
-                        pass
-                    await ws.close(code=4000, message=code.encode())
-            job = outcome.job
-            if job is None:
-                return
-            outcome = await self._run_job(job)
+        """Send and close now (never waiting on a peer), then run the jobs in order."""
+        for sid, message in outcome.sends:
+            conn = self._conns.get(sid)
+            if conn is not None:
+                conn.send(message)
+        for sid, code in outcome.close:
+            conn = self._conns.get(sid)
+            if conn is not None:
+                conn.close(code)
+        for job in outcome.jobs:
+            await self.apply(await self._run_job(job))
+        self._arm()
 
     async def _run_job(self, job: Job) -> Outcome:
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._store_thread, job.fn)
-        return job.then(result)
+        try:
+            result = await loop.run_in_executor(
+                self._store_thread, execute, job.op, self.core.store
+            )
+        except RuntimeError:  # the store thread is shut down: the relay is stopping
+            result = StoreFailure("RuntimeError")
+        try:
+            return self.core.complete(job, result, loop.time())
+        except Exception as exc:  # a bug in a continuation: contain it to this job
+            self.core.metrics.c["internal_errors"] += 1
+            log.error("event=job-failed op=%s error=%s", type(job.op).__name__, type(exc).__name__)
+            return Outcome()
+
+    def _spawn(self, outcome: Outcome) -> None:
+        if not (outcome.sends or outcome.close or outcome.jobs):
+            self._arm()
+            return
+        task = asyncio.get_running_loop().create_task(self._apply_logged(outcome))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _apply_logged(self, outcome: Outcome) -> None:
+        try:
+            await self.apply(outcome)
+        except Exception as exc:
+            log.error("event=apply-failed error=%s", type(exc).__name__)
+
+    # -- timer ---------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        at = self.core.next_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = None if at is None else self._loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        now, wall = self._clock()
+        try:
+            outcome = self.core.handle_timer(now, wall)
+        except Exception as exc:  # a bug: try again in a second rather than spin
+            self.core.metrics.c["internal_errors"] += 1
+            log.error("event=timer-failed error=%s", type(exc).__name__)
+            self._timer_at = now + TIMER_RETRY
+            self._timer = self._loop.call_at(self._timer_at, self._on_timer)
+            return
+        self._spawn(outcome)
 
     # -- websocket -----------------------------------------------------------------------------
 
     async def _ws_handler(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=p.MAX_CONTROL, compress=False)
         await ws.prepare(request)
-        sid, challenge = self.core.connect(time.time())
-        self._ws[sid] = ws
+        now, _ = self._clock()
+        try:
+            sid, challenge = self.core.connect(now)
+        except ProtocolError as exc:  # over a connection cap
+            await ws.send_str(p.error(exc.code, exc.detail))
+            await hang_up(ws, request.transport, exc.code)
+            return ws
+        conn = Connection(
+            sid, ws, request.transport, self.core.config.send_queue_limit, self._slow_reader
+        )
+        self._conns[sid] = conn
         if request.transport is not None:
             self._transports[sid] = request.transport
+        conn.send(challenge)
+        self._arm()  # the authentication deadline
         try:
-            await ws.send_str(challenge)
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_text(sid, ws, msg.data)
+                    await self._on_text(sid, conn, msg.data)
                 elif msg.type == WSMsgType.BINARY:
                     self._on_binary(sid, msg.data)
                 else:
@@ -160,35 +236,56 @@ class RelayServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._ws.pop(sid, None)
+            self._conns.pop(sid, None)
             self._transports.pop(sid, None)
+            conn.stop()
             try:
-                await self.apply(self.core.disconnect(sid, time.time()))
-            except Exception:
-                log.exception("event=disconnect-failed session=%s", sid)
+                await self.apply(self.core.disconnect(sid, *self._clock()))
+            except Exception as exc:
+                log.error("event=disconnect-failed session=%s error=%s", sid, type(exc).__name__)
         return ws
 
-    async def _on_text(self, sid: int, ws: web.WebSocketResponse, data: str) -> None:
-        now = time.time()
-        rid = None
+    def _slow_reader(self, sid: int) -> None:
+        self.core.metrics.c["slow_readers"] += 1
+        log.warning("event=slow-reader session=%s", sid)
+
+    async def _on_text(self, sid: int, conn: Connection, data: str) -> None:
+        now, wall = self._clock()
+        msg: dict[str, Any] | None = None
         try:
+            self.core.admit(sid, len(data), now)
             msg = p.parse_control(data)
-            rid = msg.get("rid")
-            outcome = self.core.handle(sid, msg, now)
+            outcome = self.core.handle(sid, msg, now, wall)
         except ProtocolError as exc:
-            self.core.metrics.c["protocol_errors"] += 1
-            await ws.send_str(p.error(exc.code, exc.detail, rid=rid))
-            session = self.core.sessions.get(sid)
-            if session is not None and session.device is None and exc.code != p.Codes.RATE_LIMITED:
-                await ws.close(code=4001, message=exc.code.encode())  # refused auth: hang up
+            self._refuse(sid, conn, exc.code, exc.detail, msg)
             return
-        except (CrossbandError, ValueError, KeyError, TypeError):
-            log.exception("event=control-failed session=%s", sid)
-            await ws.send_str(p.error(p.Codes.INTERNAL, rid=rid))
+        except Exception as exc:  # a bug, or a parser that raised what it should not
+            code = p.Codes.MALFORMED if msg is None else p.Codes.INTERNAL
+            self.core.metrics.c["internal_errors"] += 1
+            log.error("event=control-failed session=%s error=%s", sid, type(exc).__name__)
+            log.debug("event=control-failed session=%s", sid, exc_info=True)
+            self._refuse(sid, conn, code, "", msg)
             return
         await self.apply(outcome)
 
+    def _refuse(
+        self, sid: int, conn: Connection, code: str, detail: str, msg: dict[str, Any] | None
+    ) -> None:
+        self.core.metrics.c["protocol_errors"] += 1
+        rid = safe_rid(msg) if isinstance(msg, dict) else None
+        conn.send(p.error(code, detail, rid=rid))
+        session = self.core.sessions.get(sid)
+        if session is not None and session.device is None and code != p.Codes.RATE_LIMITED:
+            conn.close(code, notify=False)  # before authentication a refusal ends it
+
     def _on_binary(self, sid: int, data: bytes) -> None:
+        try:
+            self._media(sid, data)
+        except Exception as exc:  # never lets one frame end the connection
+            self.core.metrics.drop("malformed")
+            log.error("event=media-failed session=%s error=%s", sid, type(exc).__name__)
+
+    def _media(self, sid: int, data: bytes) -> None:
         try:
             kind, channel_no, frame = p.parse_ws_media(data)
         except ProtocolError:
@@ -198,14 +295,14 @@ class RelayServer:
         if s is None or kind != p.WS_MEDIA_UP:
             self.core.metrics.drop("malformed")
             return
-        targets = self.core.route(s, channel_no, frame, time.time())
+        targets = self.core.route(s, channel_no, frame, self._loop.time())
         if targets is not None:
             self._fan_out(channel_no, frame, targets[0], targets[1])
 
     # -- udp -----------------------------------------------------------------------------------
 
     def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        routed = self.core.udp_datagram(data, addr, time.time())
+        routed = self.core.udp_datagram(data, addr, self._loop.time())
         if routed is None:
             return
         frame, udp, ws = routed
@@ -242,25 +339,13 @@ class RelayServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
-        depth = await loop.run_in_executor(self._store_thread, self.core.store.depth)
-        return web.Response(text=self.core.metrics_text(depth), content_type="text/plain")
+        depth = await loop.run_in_executor(self._store_thread, execute, Depth(), self.core.store)
+        if not isinstance(depth, StoreFailure):
+            self._depth = depth
+        return web.Response(body=render_metrics(self.registry), content_type="text/plain")
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"ok": True, "channels": len(self.core.channels)})
-
-    # -- timers --------------------------------------------------------------------------------
-
-    async def _tick(self) -> None:
-        last_expire = 0.0
-        while True:
-            await asyncio.sleep(0.05)
-            now = time.time()
-            try:
-                await self.apply(self.core.handle_timer(now))
-                if now - last_expire > 60:
-                    last_expire = now
-                    await self._run_job(
-                        Job(functools.partial(self.core.store.expire, now), lambda _n: Outcome())
-                    )
-            except Exception:
-                log.exception("event=timer-failed")
+        if self.core.store_failing:  # has the store come back? one small write tells
+            await self.apply(Outcome(jobs=[self.core.probe_job()]))
+        health = self.core.health()
+        return web.json_response(health, status=200 if health["ok"] else 503)

@@ -1,23 +1,34 @@
-"""The relay's state and the values its core returns: sessions, channels, outcomes, metrics.
+"""The relay's state and the values its core returns: config, sessions, channels, outcomes.
 
 Plain data, no I/O: :mod:`bridge.relay.core` mutates these, :mod:`bridge.relay.server` reads
-:class:`Outcome` values and performs them.
+:class:`Outcome` values and performs them (sends, closes, and store :class:`~bridge.relay.jobs.Job`
+descriptions run on the store thread).
+
+Two clocks reach the core. ``now`` is monotonic (the driver's ``loop.time()``): floor timers,
+rate limits, the authentication deadline, every timer the driver arms. ``wall`` is the wall
+clock, used only where a statement's validity is checked (credentials, commits, channel
+expiry) and for the store's expiry times, which must survive a restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bridge.floor.control import Event, FloorSnapshot, Priority
 from bridge.relay.ratelimit import TokenBucket
+from crypto.agreement import Agreement
 from crypto.channel import Commit
 from crypto.group import EPOCH_BITS
 from crypto.identity import Credential
 from crypto.keys import SigningKey
 
+if TYPE_CHECKING:
+    from bridge.relay.jobs import Job
+
 _EPOCH_MASK = (1 << EPOCH_BITS) - 1
+
+MIB = 1024 * 1024
 
 
 class FloorArbiter(Protocol):
@@ -65,29 +76,39 @@ class NoRemoteFanout:
         return None
 
 
+class AuditSink(Protocol):
+    """Where audit records go (:class:`bridge.relay.audit.BackgroundAuditLog` in production).
+    ``append`` must not block; it raises :class:`~bridge.errors.AuditLogError` if it knows at
+    once that the record cannot be written. ``failing`` is true while the log cannot be
+    written, ``failures`` counts the records it could not write."""
+
+    @property
+    def failing(self) -> bool: ...
+
+    @property
+    def failures(self) -> int: ...
+
+    def append(self, event: str, now: float, **fields: Any) -> object: ...
+
+    def close(self) -> None: ...
+
+
 Send = tuple[int, str]  # (session id, control message)
 
 
 @dataclass
-class Job:
-    """A store call for the driver to run off the event loop, then hand back."""
-
-    fn: Callable[[], Any]
-    then: Callable[[Any], Outcome]
-
-
-@dataclass
 class Outcome:
+    """What the driver must do after one input: send, close, then run the store jobs in order
+    (each job's result comes back through :meth:`RelayCore.complete`)."""
+
     sends: list[Send] = field(default_factory=list)
     close: list[tuple[int, str]] = field(default_factory=list)
-    job: Job | None = None
+    jobs: list[Job] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> Outcome:
         self.sends += other.sends
         self.close += other.close
-        if other.job is not None:
-            assert self.job is None, "one job per outcome"
-            self.job = other.job
+        self.jobs += other.jobs
         return self
 
 
@@ -103,13 +124,21 @@ class RelayConfig:
     control_burst: float = 200.0
     media_rate: float = 120.0
     media_burst: float = 240.0
+    # Fault 4: refuse audited requests (Code.AUDIT_FAILED) while the audit log cannot be written.
+    audit_fail_closed: bool = False
+    # Fault 6: bytes queued to one connection before it is dropped (Code.SLOW_READER).
+    send_queue_limit: int = MIB
+    # Fault 7: connection caps and the authentication deadline (seconds).
+    max_connections: int = 1000
+    max_unauthenticated: int = 100
+    auth_timeout: float = 10.0
 
 
 @dataclass(eq=False)
 class Session:
     id: int
     nonce: bytes
-    opened: float
+    opened: float  # monotonic
     control_rate: TokenBucket
     media_rate: TokenBucket
     device: str | None = None
@@ -117,8 +146,9 @@ class Session:
     token: bytes = b""
     udp_key: bytes = b""
     udp_addr: tuple[str, int] | None = None
-    synced: bool = False
+    synced: bool = False  # the backlog has been sent: live deliveries may follow
     delivered: int = 0
+    backlog_retry: float | None = None  # monotonic time to retry a backlog the store refused
 
 
 @dataclass(eq=False)
@@ -127,11 +157,12 @@ class Channel:
     no: int
     head: Commit
     floor: FloorArbiter
+    agreement: Agreement | None = None
     # epoch bits -> sender index -> device, for the head and the epochs still in grace
     senders: dict[int, dict[int, str]] = field(default_factory=dict)
     members: frozenset[str] = frozenset()
 
-    def install(self, commit: Commit) -> None:
+    def install(self, commit: Commit, agreement: Agreement | None = None) -> None:
         ebits = commit.epoch & _EPOCH_MASK
         prev = self.head.epoch & _EPOCH_MASK if self.head is not commit else None
         keep = {prev: self.senders[prev]} if prev is not None and prev in self.senders else {}
@@ -139,49 +170,5 @@ class Channel:
         self.senders = keep
         self.head = commit
         self.members = frozenset(e.device for e in commit.roster)
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.c: dict[str, int] = {
-            "frames_in": 0,
-            "frames_out": 0,
-            "frames_dropped": 0,
-            "floor_grants": 0,
-            "messages_accepted": 0,
-            "commits_accepted": 0,
-            "auth_refused": 0,
-            "protocol_errors": 0,
-        }
-        self.dropped: dict[str, int] = {}
-
-    def drop(self, reason: str) -> None:
-        self.c["frames_dropped"] += 1
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-
-
-def render_metrics(
-    metrics: Metrics, sessions: int, authenticated: int, channels: list[Channel], depth: int
-) -> str:
-    """The Prometheus text exposition of the relay's counters and gauges (no content)."""
-    lines = [
-        "# TYPE crossband_connections gauge",
-        f"crossband_connections {sessions}",
-        "# TYPE crossband_authenticated gauge",
-        f"crossband_authenticated {authenticated}",
-        "# TYPE crossband_channels gauge",
-        f"crossband_channels {len(channels)}",
-        "# TYPE crossband_store_queue_depth gauge",
-        f"crossband_store_queue_depth {depth}",
-    ]
-    for name, value in metrics.c.items():
-        lines += [f"# TYPE crossband_{name}_total counter", f"crossband_{name}_total {value}"]
-    lines.append("# TYPE crossband_frames_dropped_by_reason_total counter")
-    for reason, value in sorted(metrics.dropped.items()):
-        lines.append(f'crossband_frames_dropped_by_reason_total{{reason="{reason}"}} {value}')
-    lines.append("# TYPE crossband_floor_emergency gauge")
-    for chan in channels:
-        lines.append(
-            f'crossband_floor_emergency{{channel="{chan.id}"}} {int(chan.floor.emergency)}'
-        )
-    return "\n".join(lines) + "\n"
+        if agreement is not None:
+            self.agreement = agreement

@@ -20,7 +20,8 @@ WAL has been fsynced when ``COMMIT`` returns; ``enqueue`` returns only after its
 so an item whose ``seq`` the relay has seen survives a crash or power cut.
 
 :class:`ForwardStore` is the interface the relay codes against; a NATS JetStream store
-(DESIGN §9) is a third implementation of it, beside SQLite and the in-memory one for tests.
+(DESIGN §9) is a third implementation of it, beside SQLite and the in-memory one for tests
+(:mod:`bridge.relay.memory_store`).
 The same interface holds a little relay state that must survive a restart
 (``put_state``/``get_state``), such as the head of each channel's commit chain.
 """
@@ -30,15 +31,15 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from bridge.errors import RelayError
+from bridge.errors import StoreError
 
-__all__ = ["StoredItem", "ForwardStore", "SqliteStore", "MemoryStore"]
+__all__ = ["StoredItem", "ForwardStore", "SqliteStore", "check_enqueue", "check_state"]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -71,8 +72,10 @@ class ForwardStore(Protocol):
         body: bytes,
         now: float,
         ttl: float,
+        state: Mapping[str, bytes] | None = None,
     ) -> int:
-        """Store ``body`` for each recipient; durable on return. Returns the item's seq."""
+        """Store ``body`` for each recipient and the ``state`` entries (as ``put_state``), in
+        one transaction; durable on return. Returns the item's seq."""
         ...
 
     def pending(
@@ -100,7 +103,7 @@ class ForwardStore(Protocol):
     def close(self) -> None: ...
 
 
-def _check_enqueue(
+def check_enqueue(
     recipients: list[str], channel: str, kind: str, msg_id: str, body: bytes, now: float, ttl: float
 ) -> list[str]:
     for name, value in (("channel", channel), ("kind", kind), ("msg_id", msg_id)):
@@ -116,12 +119,20 @@ def _check_enqueue(
     return unique
 
 
+def check_state(state: Mapping[str, bytes] | None) -> list[tuple[str, bytes]]:
+    items = [] if state is None else list(state.items())
+    for key, value in items:
+        if not isinstance(key, str) or not key or not isinstance(value, bytes):
+            raise ValueError("state keys must be non-empty strings and values bytes")
+    return items
+
+
 @contextmanager
 def _store_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        raise RelayError("store-unavailable", type(exc).__name__) from exc
+        raise StoreError(f"store unavailable: {type(exc).__name__}") from exc
 
 
 _SCHEMA = """
@@ -174,7 +185,7 @@ class SqliteStore:
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             self._db.close()
-            raise RelayError("store-unavailable", f"cannot open store: {exc}") from exc
+            raise StoreError(f"store unavailable: cannot open {path}: {exc}") from exc
 
     def enqueue(
         self,
@@ -185,10 +196,14 @@ class SqliteStore:
         body: bytes,
         now: float,
         ttl: float,
+        state: Mapping[str, bytes] | None = None,
     ) -> int:
-        targets = _check_enqueue(recipients, channel, kind, msg_id, body, now, ttl)
+        targets = check_enqueue(recipients, channel, kind, msg_id, body, now, ttl)
+        states = check_state(state)
         expires_at = now + ttl
         with self._lock, self._transaction():
+            for key, value in states:
+                self._put(key, value)
             known: dict[str, int] = {}
             for recipient in targets:
                 row = self._db.execute(
@@ -279,16 +294,27 @@ class SqliteStore:
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
         with self._lock, self._transaction():
-            self._db.execute(
-                "INSERT INTO relay_state (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, bytes(value)),
-            )
+            self._put(key, value)
+
+    def _put(self, key: str, value: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO relay_state (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, bytes(value)),
+        )
 
     def get_state(self, key: str) -> bytes | None:
         with self._lock, _store_errors():
             row = self._db.execute("SELECT value FROM relay_state WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def pragmas(self) -> dict[str, str | int]:
+        """The durability settings in force on this store's connection (for operators and the
+        tests): ``journal_mode`` (``wal``) and ``synchronous`` (2 = FULL)."""
+        with self._lock, _store_errors():
+            mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+            sync = self._db.execute("PRAGMA synchronous").fetchone()[0]
+        return {"journal_mode": str(mode), "synchronous": int(sync)}
 
     def close(self) -> None:
         with self._lock:
@@ -301,8 +327,8 @@ class SqliteStore:
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (fsynced: synchronous=FULL), rollback on error.
 
-    SQLite failures leave as :class:`RelayError` ``store-unavailable``: the relay then
-    refuses the message with a coded error instead of acknowledging it.
+    SQLite failures leave as :class:`~bridge.errors.StoreError`: the relay then refuses the
+    request with ``Code.STORE_FAILED`` instead of acknowledging it.
     """
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -312,7 +338,7 @@ class _Transaction:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise RelayError("store-unavailable", type(exc).__name__) from exc
+            raise StoreError(f"store unavailable: {type(exc).__name__}") from exc
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
@@ -321,102 +347,14 @@ class _Transaction:
                 return
         except sqlite3.Error as failure:
             self._rollback()
-            raise RelayError("store-unavailable", type(failure).__name__) from failure
+            raise StoreError(f"store unavailable: {type(failure).__name__}") from failure
         self._rollback()
         if isinstance(exc, sqlite3.Error):
-            raise RelayError("store-unavailable", type(exc).__name__) from exc
+            raise StoreError(f"store unavailable: {type(exc).__name__}") from exc
 
     def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-
-
-class MemoryStore:
-    """A :class:`ForwardStore` in memory, same semantics, no durability: tests and demos."""
-
-    def __init__(self) -> None:
-        self._seq = 0
-        self._bodies: dict[int, tuple[str, str, str, bytes, float, float]] = {}
-        # recipient -> msg_id -> (seq, expires_at, delivered); dicts keep insertion order
-        self._deliveries: dict[str, dict[str, tuple[int, float, bool]]] = {}
-        self._state: dict[str, bytes] = {}
-
-    def enqueue(
-        self,
-        recipients: list[str],
-        channel: str,
-        kind: str,
-        msg_id: str,
-        body: bytes,
-        now: float,
-        ttl: float,
-    ) -> int:
-        targets = _check_enqueue(recipients, channel, kind, msg_id, body, now, ttl)
-        known = {r: self._deliveries.get(r, {}).get(msg_id) for r in targets}
-        fresh = [r for r, entry in known.items() if entry is None]
-        if not fresh:
-            entry = known[targets[0]]
-            assert entry is not None
-            return entry[0]
-        self._seq += 1
-        expires_at = now + ttl
-        self._bodies[self._seq] = (channel, kind, msg_id, bytes(body), now, expires_at)
-        for recipient in fresh:
-            self._deliveries.setdefault(recipient, {})[msg_id] = (self._seq, expires_at, False)
-        return self._seq
-
-    def pending(
-        self, recipient: str, now: float, after_seq: int = 0, limit: int = 500
-    ) -> list[StoredItem]:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        out: list[StoredItem] = []
-        for seq, expires_at, delivered in self._deliveries.get(recipient, {}).values():
-            if delivered or seq <= after_seq or expires_at <= now:
-                continue
-            channel, kind, msg_id, body, accepted_at, _ = self._bodies[seq]
-            out.append(
-                StoredItem(seq, recipient, channel, kind, msg_id, body, accepted_at, expires_at)
-            )
-            if len(out) == limit:
-                break
-        return out
-
-    def ack(self, recipient: str, up_to_seq: int) -> int:
-        entries = self._deliveries.get(recipient, {})
-        acked = []
-        for msg_id, (seq, expires_at, delivered) in entries.items():
-            if not delivered and seq <= up_to_seq:
-                entries[msg_id] = (seq, expires_at, True)
-                acked.append(seq)
-        waiting = {s for e in self._deliveries.values() for s, _, d in e.values() if not d}
-        for seq in acked:
-            if seq not in waiting:
-                self._bodies.pop(seq, None)
-        return len(acked)
-
-    def expire(self, now: float) -> int:
-        dropped = 0
-        for entries in self._deliveries.values():
-            for msg_id, (_, expires_at, delivered) in list(entries.items()):
-                if expires_at <= now:
-                    dropped += not delivered
-                    del entries[msg_id]
-        self._bodies = {s: b for s, b in self._bodies.items() if b[5] > now}
-        return dropped
-
-    def depth(self, recipient: str | None = None) -> int:
-        if recipient is not None:
-            return sum(not d for _, _, d in self._deliveries.get(recipient, {}).values())
-        return sum(not d for e in self._deliveries.values() for _, _, d in e.values())
-
-    def put_state(self, key: str, value: bytes) -> None:
-        if not isinstance(key, str) or not key:
-            raise ValueError("key must be a non-empty string")
-        self._state[key] = bytes(value)
-
-    def get_state(self, key: str) -> bytes | None:
-        return self._state.get(key)
-
-    def close(self) -> None:
-        pass
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is unusable; SQLite rolls the journal back on reopen

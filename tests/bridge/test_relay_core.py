@@ -4,55 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.errors import ProtocolError
-from bridge.relay.core import Outcome, RelayCore
-from bridge.relay.store import MemoryStore
+from bridge.relay.core import RelayCore
+from bridge.relay.memory_store import MemoryStore
 from bridge.wire import control as p
-from bridge.wire.auth import AUTH_DOMAIN
-from crypto.encoding import signing_input
-from tests.world import NOW, Device, make_world
-
-
-class NullAudit:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, dict[str, Any]]] = []
-
-    def append(self, event: str, now: float, **fields: Any) -> int:
-        self.records.append((event, fields))
-        return len(self.records)
-
-
-def run(core: RelayCore, outcome: Outcome) -> list[tuple[int, dict[str, Any]]]:
-    """Apply an outcome like the driver does (jobs run synchronously); return decoded sends."""
-    sends = []
-    while True:
-        sends += [(sid, json.loads(m)) for sid, m in outcome.sends]
-        if outcome.job is None:
-            return sends
-        outcome = outcome.job.then(outcome.job.fn())
-
-
-def login(core: RelayCore, d: Device, now: float = NOW) -> tuple[int, list]:  # type: ignore[type-arg]
-    sid, challenge = core.connect(now)
-    nonce = json.loads(challenge)["nonce"]
-    proof = signing_input(
-        AUTH_DOMAIN,
-        {"challenge": nonce, "relay": core.config.relay_id, "device": d.id, "nonce": "n"},
-    )
-    msg = {
-        "t": "auth",
-        "v": 1,
-        "credential": json.loads(d.cred.encode()),
-        "nonce": "n",
-        "sig": base64.b64encode(d.keys.sign.sign(proof)).decode(),
-    }
-    return sid, run(core, core.handle(sid, msg, now))
+from tests.bridge.relay.helpers import NullAudit, commit_msg, login, run
+from tests.world import NOW, make_world
 
 
 @pytest.fixture
@@ -65,10 +27,6 @@ def setup():  # type: ignore[no-untyped-def]
     core = RelayCore(w.trust, MemoryStore(), NullAudit())
     sids = {d.id: login(core, d)[0] for d in (a, b, v, o)}
     return w, (a, b, v, o), core, sids
-
-
-def commit_msg(bundle) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    return {"t": "commit", "v": 1, "bundle": base64.b64encode(bundle.encode()).decode()}
 
 
 def test_first_commit_for_an_epoch_wins_later_ones_rebase(setup) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ restarts (issue 3: robustness beyond the happy path)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -25,7 +26,7 @@ from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
 from bridge.wire import control as p
 from crypto.keyfile import save_device
-from tests.bridge.harness import ROOT, RelayProcess, endpoint, next_event
+from tests.bridge.harness import ROOT, RelayProcess, endpoint, next_event, until
 from tests.bridge.test_relay_e2e import CH, metrics, roster, talk
 from tests.world import World, make_world
 
@@ -133,7 +134,7 @@ async def test_malformed_input_gets_coded_errors_and_harms_nobody(
         capture_output=True,
         text=True,
     )
-    assert bad.returncode == 1 and "3" in bad.stdout + bad.stderr
+    assert bad.returncode == 1 and f"{log}: FAILED at record 3: " in bad.stdout
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
@@ -255,34 +256,50 @@ async def test_endpoint_command_runs_against_relay(tmp_path: Path, world: World)
             }
         )
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bridge.cli.main",
-            "--log-level",
-            "info",
-            "endpoint",
-            "--config",
-            str(tmp_path / "endpoint.yaml"),
-        ],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bridge.cli.main",
+        "--log-level",
+        "info",
+        "endpoint",
+        "--config",
+        str(tmp_path / "endpoint.yaml"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+    out: list[str] = []
+
+    async def read_until(marker: str) -> None:
+        assert proc.stdout is not None
+        while not any(marker in line for line in out):
+            line = await proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"endpoint exited before {marker!r}: {''.join(out)}")
+            out.append(line.decode(errors="replace"))
+
     disp = await endpoint(relay, world, world.devices["us-cbp/dispatch-1"], tmp_path)
     try:
-        await asyncio.sleep(2.0)
+        await until(
+            lambda: metrics(relay)["crossband_authenticated"] == 2,
+            timeout=30,
+            what="the endpoint command connected",
+        )
         await disp.commit(CH, roster(world, disp.device, d.id), agreement=world.agreement)
+        await asyncio.wait_for(read_until("event=channel"), 20)
         await disp.send_text(CH, "secret words for the vessel")
-        await asyncio.sleep(2.0)
+        await asyncio.wait_for(read_until("event=message"), 20)
     finally:
         await disp.stop()
-        proc.terminate()
-        out = proc.communicate(timeout=15)[0].decode()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        rest = (await asyncio.wait_for(proc.communicate(), 15))[0]
+        out.append(rest.decode(errors="replace"))
         relay.stop()
-    assert "event=channel" in out and "event=message" in out, out
-    assert "secret words" not in out  # the log carries metadata, never content
+    text = "".join(out)
+    assert "event=channel" in text and "event=message" in text, text
+    assert "secret words" not in text  # the log carries metadata, never content
 
 
 async def test_pinned_relay_identity(tmp_path: Path, world: World) -> None:

@@ -1,0 +1,107 @@
+"""Media routing, the relay's hot path: voice frames over UDP or WebSocket to a channel.
+
+The relay knows from the verified commits which sender index belongs to which device, so a
+voice frame is forwarded only if its KID names the sending session's own index, the session's
+device holds the floor, and the channel exists; then it goes to every other online member of
+the channel, nobody else. Observers have no index and never get the floor. Kept lean: no
+allocation per datagram beyond the target lists the driver needs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+
+from bridge.relay.base import CoreBase
+from bridge.relay.state import Channel, Session
+from bridge.wire import control as p
+from crypto.group import CONTEXT_VOICE
+
+_CH = struct.Struct(">I")
+_UDP_HEAD = 2 + p.TOKEN_LEN
+_UDP_MIN = _UDP_HEAD + p.MAC_LEN
+_UDP_MEDIA_MIN = _UDP_HEAD + 4 + p.MAC_LEN + 2
+
+
+class MediaMixin(CoreBase):
+    def route(
+        self, s: Session, channel_no: int, frame: bytes, now: float
+    ) -> tuple[list[tuple[str, int]], list[int]] | None:
+        """Check one voice frame and return (udp addresses, websocket session ids) to send to."""
+        self.metrics.c["frames_in"] += 1
+        chan = self.by_no.get(channel_no)
+        device = s.device
+        if chan is None or device is None:
+            self.metrics.drop("unknown-channel")
+            return None
+        if not chan.floor.may_send(device):
+            self.metrics.drop("no-floor")
+            return None
+        if len(frame) > p.MAX_SFRAME or not self._sender_index_ok(
+            chan, device, frame, CONTEXT_VOICE
+        ):
+            self.metrics.drop("bad-kid")
+            return None
+        if not s.media_rate.allow(now):
+            self.metrics.drop("rate")
+            return None
+        self.remote.publish(chan.id, device, frame)
+        return self._local_targets(chan, device)
+
+    def _local_targets(self, chan: Channel, sender: str) -> tuple[list[tuple[str, int]], list[int]]:
+        """The members of ``chan`` connected to this node, but the sender: (UDP, WebSocket)."""
+        udp: list[tuple[str, int]] = []
+        ws: list[int] = []
+        by_device = self.by_device
+        for member in chan.members:
+            if member == sender:
+                continue
+            other = by_device.get(member)
+            if other is None:
+                continue
+            if other.udp_addr is not None:
+                udp.append(other.udp_addr)
+            else:
+                ws.append(other.id)
+        self.metrics.c["frames_out"] += len(udp) + len(ws)
+        return udp, ws
+
+    def from_remote(
+        self, channel: str, sender: str, frame: bytes
+    ) -> tuple[int, list[tuple[str, int]], list[int]] | None:
+        """A frame another node checked (floor, KID) and published: deliver it to our own
+        members of the channel. Returns (channel number, UDP addresses, WebSocket ids)."""
+        chan = self.channels.get(channel)
+        if chan is None or sender not in chan.members or len(frame) > p.MAX_SFRAME:
+            self.metrics.drop("remote-unknown")
+            return None
+        udp, ws = self._local_targets(chan, sender)
+        return chan.no, udp, ws
+
+    def udp_datagram(
+        self, data: bytes, addr: tuple[str, int], now: float
+    ) -> tuple[bytes, list[tuple[str, int]], list[int]] | None:
+        """Authenticate one UDP datagram; returns (payload to send, udp addrs, ws ids)."""
+        if len(data) < _UDP_MIN or data[0] != p.UDP_MAGIC:
+            self.metrics.drop("malformed")
+            return None
+        s = self.by_token.get(data[2:_UDP_HEAD])
+        if s is None or not hmac.compare_digest(
+            p.udp_mac(s.udp_key, data[: -p.MAC_LEN]), data[-p.MAC_LEN :]
+        ):
+            self.metrics.drop("bad-mac")
+            return None
+        kind = data[1]
+        if kind == p.UDP_REGISTER:
+            s.udp_addr = addr
+            return None
+        if kind != p.UDP_MEDIA or len(data) < _UDP_MEDIA_MIN:
+            self.metrics.drop("malformed")
+            return None
+        s.udp_addr = addr
+        channel_no = _CH.unpack_from(data, _UDP_HEAD)[0]
+        frame = data[_UDP_HEAD + 4 : -p.MAC_LEN]
+        targets = self.route(s, channel_no, frame, now)
+        if targets is None:
+            return None
+        return frame, targets[0], targets[1]
