@@ -6,6 +6,12 @@ and every roster member, and the epoch secret sealed with HPKE to each member (`
 channel, epoch and commit hash). :func:`verify_commit` performs every check and raises a precise
 :class:`~crypto.errors.VerificationError`; membership is never taken from the relay.
 
+:func:`verify_link` is :func:`verify_commit` without the checks of the roster and of the
+channel's expiry: it says whether a commit a member refused is nonetheless *authentic* — its
+issuer, signature, place in the chain, agreement and the issuer's right to dispatch under it —
+so that the member may keep it as a link of the chain (:mod:`bridge.endpoint.chain`). Both run
+the same code for what they share (:func:`_check_authority`).
+
 A channel never outlives its authority: a commit's ``expires`` must not be later than the end
 of the agreement's validity nor of the issuing dispatcher's credential (:func:`latest_expiry`);
 :func:`verify_commit` refuses such a commit and :func:`create_commit` refuses to build one,
@@ -58,6 +64,7 @@ __all__ = [
     "latest_expiry",
     "seal_info",
     "verify_commit",
+    "verify_link",
 ]
 
 
@@ -117,22 +124,19 @@ def check_expiry(expires: int, agreement: Agreement, issuer: Credential) -> None
         )
 
 
-def verify_commit(
+def _check_authority(
     bundle: CommitBundle,
     trust: TrustBundle,
     now: float,
-    *,
     previous: Commit | None,
-    revocations: dict[str, RevocationList] | None = None,
-) -> Commit:
-    """Run every check on a commit; return it or raise a precise VerificationError.
-
-    ``previous`` is the last commit this party verified for the channel, or None if it has
-    none (a member joining at epoch N accepts the chain from there, like an MLS Welcome).
-    """
+    revocations: dict[str, RevocationList] | None,
+) -> None:
+    """The checks :func:`verify_commit` and :func:`verify_link` share, in order: the issuer's
+    credential and signature, the chain, the agreement (the one named, signed by every party),
+    the expiry within the agreement's and the issuer's validity (:func:`check_expiry`), and the
+    issuer's right to dispatch. Raises VerificationError."""
     c = bundle.commit
-    creds = bundle.credentials
-    issuer_cred = creds.get(c.issuer)
+    issuer_cred = bundle.credentials.get(c.issuer)
     if issuer_cred is None:
         raise VerificationError(Refusal.UNKNOWN_DEVICE, f"no credential for issuer {c.issuer}")
     verify_credential(issuer_cred, trust, now, revocations)
@@ -149,8 +153,6 @@ def verify_commit(
         raise VerificationError(Refusal.WRONG_PREVIOUS, "epoch 1 must start from genesis")
     elif c.epoch < 1:
         raise VerificationError(Refusal.EPOCH_SKIP, f"epoch {c.epoch}")
-    if now > c.expires:
-        raise VerificationError(Refusal.EXPIRED, f"channel {c.channel} expired")
     # The agreement: signed by every party, and the one the commit names.
     agreement = bundle.agreement
     if agreement.id != c.agreement_id or not hmac.compare_digest(
@@ -165,6 +167,40 @@ def verify_commit(
         issuer_cred.agency, "dispatcher"
     ):
         raise VerificationError(Refusal.NOT_DISPATCHER, c.issuer)
+
+
+def verify_link(
+    bundle: CommitBundle,
+    trust: TrustBundle,
+    now: float,
+    *,
+    previous: Commit | None,
+    revocations: dict[str, RevocationList] | None = None,
+) -> Commit:
+    """Every check of :func:`verify_commit` except those of the roster and of the channel's
+    expiry (see the module docstring): the commit is authentic and the next link of the chain
+    after ``previous``. Return it or raise VerificationError."""
+    _check_authority(bundle, trust, now, previous, revocations)
+    return bundle.commit
+
+
+def verify_commit(
+    bundle: CommitBundle,
+    trust: TrustBundle,
+    now: float,
+    *,
+    previous: Commit | None,
+    revocations: dict[str, RevocationList] | None = None,
+) -> Commit:
+    """Run every check on a commit; return it or raise a precise VerificationError.
+
+    ``previous`` is the last commit this party verified for the channel, or None if it has
+    none (a member joining at epoch N accepts the chain from there, like an MLS Welcome).
+    """
+    _check_authority(bundle, trust, now, previous, revocations)
+    c, creds, agreement = bundle.commit, bundle.credentials, bundle.agreement
+    if now > c.expires:
+        raise VerificationError(Refusal.EXPIRED, f"channel {c.channel} expired")
     # The roster: every member credentialed, unrevoked, in a role both its credential and the
     # agreement give it; observers carry no sender index.
     for e in c.roster:

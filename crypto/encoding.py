@@ -11,7 +11,11 @@ Reading is strict (DESIGN §4a): :func:`parse` goes through :mod:`crypto.strict_
 bounded depth, no floats, 64-bit integers, no duplicate keys, no lone surrogates), :func:`b64d`
 accepts only the one base64url spelling :func:`b64e` produces, and :func:`field` refuses
 integers outside the signed 64-bit range. Every refusal is a
-``VerificationError(Refusal.MALFORMED)`` with a reason that never quotes the input.
+``VerificationError(Refusal.MALFORMED)`` with a reason that never quotes the input, and
+:func:`parse` raises nothing else whatever the input: however deep the nesting, no
+``RecursionError`` reaches its callers (strict_json refuses deep input, and :func:`parse`
+turns one into a refusal should any part of the reading recurse too far), so the decoders built
+on it need no catch of their own.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ def parse(data: bytes) -> dict[str, Any]:
         obj = loads(data, floats=False)
     except JsonRefused as exc:
         raise VerificationError(Refusal.MALFORMED, str(exc)) from None
+    except RecursionError:  # strict_json refuses deep input; this covers any reader below it
+        raise VerificationError(Refusal.MALFORMED, "nested too deeply") from None
     if not isinstance(obj, dict):
         raise VerificationError(Refusal.MALFORMED, "not an object")
     return obj

@@ -11,7 +11,9 @@ is Ed25519-signed *inside* the SFrame ciphertext:
 Both encode to canonical JSON with a ``type`` field; :func:`decode_signed` tells them apart.
 It runs on what another member encrypted, so it is a parser of hostile input: whatever the
 bytes (deep nesting, huge numbers, wrong types), it returns a valid object or raises
-:class:`~crypto.errors.VerificationError` with code ``malformed``, and nothing else.
+:class:`~crypto.errors.VerificationError` with code ``malformed``, and nothing else. What it
+decodes is decrypted content, so its refusals name the field at fault and never quote what the
+field held (not even the short values :func:`crypto.identity.shown` would show).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 from .encoding import b64d, b64e, canonical, parse, signing_input
 from .encoding import field as get
 from .errors import Refusal, VerificationError
-from .identity import Credential, check_device_id
+from .identity import DEVICE_ID_RE, Credential
 from .keys import SigningKey
 
 MESSAGE_DOMAIN = "crossband/v1/message"
@@ -174,17 +176,14 @@ def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
     """Parse a decrypted DATA payload; raises VerificationError(MALFORMED) on anything odd."""
     if len(data) > MAX_SIGNED:
         raise VerificationError(Refusal.MALFORMED, "signed payload too large")
-    try:
-        obj = parse(data)
-    except RecursionError:  # nesting deeper than the interpreter's stack: refused, not fatal
-        raise VerificationError(Refusal.MALFORMED, "nested too deeply") from None
+    obj = parse(data)  # only VerificationError(MALFORMED), however deep the nesting
     kind = get(obj, "type", str)
     try:
         if kind == "message":
             return SignedMessage(
                 id=get(obj, "id", str),
                 channel=get(obj, "channel", str),
-                sender=check_device_id(get(obj, "sender", str)),
+                sender=_sender(obj),
                 timestamp=get(obj, "ts", int),
                 kind=get(obj, "kind", str),
                 body=b64d(get(obj, "body", str)),
@@ -194,7 +193,7 @@ def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
             return BurstSeal(
                 channel=get(obj, "channel", str),
                 epoch=get(obj, "epoch", int),
-                sender=check_device_id(get(obj, "sender", str)),
+                sender=_sender(obj),
                 burst=get(obj, "burst", str),
                 frames=get(obj, "frames", int),
                 first_ctr=get(obj, "first_ctr", int),
@@ -202,6 +201,13 @@ def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
                 digest=b64d(get(obj, "digest", str)),
                 signature=b64d(get(obj, "sig", str)),
             )
-    except ValueError as exc:
-        raise VerificationError(Refusal.MALFORMED, str(exc))
-    raise VerificationError(Refusal.MALFORMED, f"unknown signed payload type {kind!r}")
+    except ValueError as exc:  # our own fixed reasons (__post_init__), never the input
+        raise VerificationError(Refusal.MALFORMED, str(exc)) from None
+    raise VerificationError(Refusal.MALFORMED, "unknown signed payload type")
+
+
+def _sender(obj: dict[str, Any]) -> str:
+    sender: str = get(obj, "sender", str)
+    if not DEVICE_ID_RE.fullmatch(sender):
+        raise VerificationError(Refusal.MALFORMED, "bad sender device id")  # never quoted
+    return sender

@@ -24,12 +24,13 @@ from bridge.endpoint.state import EndpointState
 from bridge.errors import LocalProtocolError, RelayError, StoreError
 from bridge.wire.codes import Code
 from crypto.agreement import Agreement, RevocationList
-from crypto.channel import Commit, CommitBundle, create_commit
+from crypto.channel import Commit, CommitBundle, check_expiry, create_commit, latest_expiry
 from crypto.errors import CryptoError, Refusal, VerificationError
 from crypto.group import ChannelMember, PreparedCommit
 from crypto.identity import Credential, DeviceKeys, TrustBundle
 
 log = logging.getLogger("crossband.endpoint")
+DEFAULT_LIFETIME = 86400  # seconds a new channel lives unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def decode_bundle(body: bytes) -> CommitBundle:
     """Decode a commit bundle from the relay; VerificationError(MALFORMED) for anything odd."""
     try:
         return CommitBundle.decode(body)
-    except (ValueError, TypeError, RecursionError):  # beyond what the decoder documents
+    except (ValueError, TypeError):  # beyond what the decoder documents
         raise VerificationError(Refusal.MALFORMED, "commit bundle") from None
 
 
@@ -181,12 +182,18 @@ class ChannelBook:
         expires: int | None,
         now: float,
     ) -> CommitBundle:
-        """Our next commit for ``ch`` (epoch 1 if new), remembered until the relay answers."""
+        """Our next commit for ``ch`` (epoch 1 if new), remembered until the relay answers.
+
+        Without ``expires`` the channel keeps its current expiry (a new one lives
+        :data:`DEFAULT_LIFETIME`), cut to :func:`~crypto.channel.latest_expiry`: a channel
+        never outlives its agreement or our credential. An explicit ``expires`` beyond that,
+        or not after ``now``, is refused (VerificationError) naming what it outlives."""
         member = self.channels.get(ch)
         previous = member.last_commit if member else None
         agreement = agreement or (member.agreement if member else None)
         if agreement is None:
             raise ValueError("a new channel needs an agreement")
+        expires = self._expiry(agreement, previous, expires, now)
         bundle, _secret = create_commit(
             issuer=self.cred,
             issuer_keys=self._keys,
@@ -195,11 +202,29 @@ class ChannelBook:
             agreement=agreement,
             members=members,
             previous=previous,
-            expires=expires or (previous.expires if previous else int(now) + 86400),
+            expires=expires,
             now=int(now),
         )
         self._own[(ch, bundle.commit.epoch)] = bundle
         return bundle
+
+    def _expiry(
+        self, agreement: Agreement, previous: Commit | None, expires: int | None, now: float
+    ) -> int:
+        """The ``expires`` of our next commit (see :meth:`build`)."""
+        if expires is None:
+            wanted = previous.expires if previous else int(now) + DEFAULT_LIFETIME
+            expires = min(wanted, latest_expiry(agreement, self.cred))
+        else:
+            check_expiry(expires, agreement, self.cred)
+        if expires <= now:
+            raise VerificationError(
+                Refusal.EXPIRED,
+                f"channel would expire at {expires}, not after now ({int(now)}): "
+                f"agreement {agreement.id} ends {agreement.not_after}, "
+                f"our credential {self.cred.not_after}",
+            )
+        return expires
 
     def accepted(self, ch: str, epoch: int) -> CommitBundle | None:
         """The relay accepted our commit: the bundle to install now (None if not ours)."""

@@ -7,7 +7,9 @@ Theory of operation
 - the relay's words: :meth:`~EndpointCore.receive_welcome`, :meth:`~EndpointCore.receive_control`
   and :meth:`~EndpointCore.receive_media`, each with ``now``;
 - API calls: commits, texts, talk bursts, floor requests, lookups, revocations;
-- time: :meth:`~EndpointCore.handle_timer` when :meth:`~EndpointCore.get_timer` says;
+- time: :meth:`~EndpointCore.handle_timer` when :meth:`~EndpointCore.get_timer` says (the UDP
+  tail before a floor release, a burst seal's wait, old epoch keys to erase, and forgetting the
+  message ids the relay can no longer redeliver: :mod:`bridge.endpoint.seen`);
 - finished commit verifications: :meth:`~EndpointCore.job_done`.
 
 What it wants done is read back: :meth:`~EndpointCore.data_to_send` (control messages, in
@@ -41,6 +43,7 @@ from bridge.endpoint.commits import ChannelBook
 from bridge.endpoint.floorview import FloorView
 from bridge.endpoint.output import Answer, Output, VerifyJob
 from bridge.endpoint.receive import MALFORMED_CONTENT, MALFORMED_FROM_RELAY, Delivery, RelayInput
+from bridge.endpoint.seen import SEEN_TTL, SeenIds
 from bridge.endpoint.state import EndpointState
 from bridge.endpoint.voice import VoicePath, due
 from bridge.errors import LocalProtocolError
@@ -88,7 +91,10 @@ class EndpointCore(RelayInput):
         now: float,
         transport: str = "udp",
         revocations: dict[str, RevocationList] | None = None,
+        seen_ttl: float = SEEN_TTL,
     ) -> None:
+        """``seen_ttl``: how long a handled message id is remembered; at least the relay's
+        ``message_ttl``, or a redelivery after that long would be shown twice."""
         if transport not in ("udp", "ws"):
             raise LocalProtocolError(Code.MALFORMED, "transport must be 'udp' or 'ws'")
         self.device = cred.device
@@ -97,6 +103,7 @@ class EndpointCore(RelayInput):
         self.book = ChannelBook(cred, keys, trust, state, dict(revocations or {}), self.out)
         self.voice = VoicePath(self.out, self.stats, udp=transport == "udp")
         self.floorview = FloorView(self.device, self.out)
+        self.seen = SeenIds(state, seen_ttl)
         self.channel_no: dict[str, int] = {}
         self._by_no: dict[int, str] = {}
         self._outbox: dict[str, str] = {}  # msg id -> control message, until accepted
@@ -158,6 +165,8 @@ class EndpointCore(RelayInput):
         times += [t for m in self.channels.values() if (t := m.get_timer()) is not None]
         if (seal := self.voice.get_timer()) is not None:
             times.append(seal)
+        if (prune := self.seen.get_timer()) is not None:
+            times.append(prune)
         return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
@@ -169,6 +178,7 @@ class EndpointCore(RelayInput):
             t = member.get_timer()
             if t is not None and now >= t:
                 member.expire(now)
+        self.seen.handle_timer(now)
 
     # -- API: commits, directory, revocations ---------------------------------------------------
 
@@ -203,7 +213,7 @@ class EndpointCore(RelayInput):
                     raise VerificationError(Refusal.MALFORMED, "credential")
                 cred = Credential.decode(raw)
                 verify_credential(cred, self.book.trust, now, self.revocations)
-            except (VerificationError, ValueError, TypeError, RecursionError):
+            except (VerificationError, ValueError, TypeError):
                 continue
             out[cred.device] = cred
         return out

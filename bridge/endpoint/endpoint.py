@@ -10,7 +10,7 @@ decision is taken by the sans-IO :class:`~bridge.endpoint.core.EndpointCore`; th
   core wants done (:class:`~bridge.endpoint.driver.CoreDriver`): control messages in order,
   media, events on :attr:`Endpoint.events`, answers, commit verifications on a worker thread,
   one timer (the UDP tail before a floor release, a burst seal's wait for late frames, old
-  epoch keys to erase);
+  epoch keys to erase, message ids to forget);
 - each public coroutine below is one core call plus a wait for its answer.
 
 State (commits, send counters, seen message ids) is persisted by the core in
@@ -30,6 +30,7 @@ from typing import Any
 from bridge.endpoint.core import EndpointCore
 from bridge.endpoint.driver import CoreDriver
 from bridge.endpoint.link import RelayLink
+from bridge.endpoint.seen import SEEN_TTL
 from bridge.endpoint.state import EndpointState
 from bridge.endpoint.voice import SEAL_WAIT, UDP_TAIL
 from bridge.errors import RelayError
@@ -58,7 +59,10 @@ class Endpoint(CoreDriver):
         ssl_context: Any = None,
         revocations: dict[str, RevocationList] | None = None,
         relay_key: VerifyKey | None = None,
+        seen_ttl: float = SEEN_TTL,
     ) -> None:
+        """``seen_ttl``: how long handled message ids are remembered against redelivery; set
+        it to at least the relay's ``message_ttl`` when that is not the default 7 days."""
         self.cred = cred
         self.device = cred.device
         self.trust = trust
@@ -82,6 +86,7 @@ class Endpoint(CoreDriver):
             now=time.time(),
             transport=transport,
             revocations=revocations,
+            seen_ttl=seen_ttl,
         )
         # Called as hook(channel, ctr, time) for every voice frame sent (latency measurement).
         self.voice_sent_hook: Callable[[str, int, float], None] | None = None
@@ -107,7 +112,9 @@ class Endpoint(CoreDriver):
 
     @property
     def stats(self) -> dict[str, int]:
-        return self.core.stats
+        """The core's counters (:data:`~bridge.endpoint.core.STATS`) and the link's
+        (``malformed_media``: datagrams and binary frames that did not parse), read-only."""
+        return {**self.core.stats, **self.link.stats}
 
     @property
     def revocations(self) -> dict[str, RevocationList]:

@@ -7,11 +7,16 @@ whose fields have the types the table gives (required ones present, optional one
 :class:`~bridge.errors.RemoteProtocolError` (code ``malformed``, ``too-large`` or
 ``bad-version``) and nothing else. Unknown message types come back as ``None``: a newer
 relay may send what this endpoint does not know, and that is not an error.
+
+The text is read with :func:`bridge.wire.control.parse_json`, as strictly as the relay reads
+ours (:mod:`crypto.strict_json`): bounded nesting (however deep the input, a refusal, never a
+``RecursionError``), 64-bit integers, no NaN or Infinity, no duplicate keys, no lone surrogates.
+The two messages of authentication (``challenge``, ``welcome``) are in the table too: the
+:class:`~bridge.endpoint.link.RelayLink` reads them with the same parser.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from bridge.errors import RemoteProtocolError
@@ -24,6 +29,11 @@ _OptInt: Final = (int, type(None))
 
 # type -> (required {field: type}, optional {field: type}). Extra fields are ignored.
 RELAY_MESSAGES: Final[dict[str, tuple[dict[str, _Kind], dict[str, _Kind]]]] = {
+    "challenge": ({"nonce": str, "relay": str}, {}),
+    "welcome": (
+        {"udp_token": str, "udp_key": str},
+        {"udp_port": _OptInt, "relay_sig": _OptStr, "channels": list},
+    ),
     "deliver": ({"seq": int, "kind": str, "ch": str, "id": str, "body": str}, {}),
     "channel": ({"ch": str, "no": int}, {"epoch": int}),
     "channel-closed": ({"ch": str}, {"epoch": int, "reason": str}),
@@ -50,6 +60,7 @@ RELAY_MESSAGES: Final[dict[str, tuple[dict[str, _Kind], dict[str, _Kind]]]] = {
 }
 MAX_NO: Final = 0xFFFFFFFF
 MAX_SEQ: Final = (1 << 63) - 1
+MAX_PORT: Final = 0xFFFF
 
 
 def _typed(value: Any, kind: _Kind) -> bool:
@@ -63,11 +74,7 @@ def parse_relay_message(data: str | bytes) -> dict[str, Any] | None:
     """Parse one control message from the relay (see the module docstring)."""
     if len(data) > p.MAX_CONTROL:
         raise RemoteProtocolError(Code.TOO_LARGE, "control message too large")
-    try:
-        msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise RemoteProtocolError(Code.MALFORMED, "not JSON") from None
-    return check_relay_message(msg)
+    return check_relay_message(p.parse_json(data))
 
 
 def check_relay_message(msg: Any) -> dict[str, Any] | None:
@@ -93,6 +100,8 @@ def check_relay_message(msg: Any) -> dict[str, Any] | None:
         raise RemoteProtocolError(Code.MALFORMED, "channel number out of range")
     if t == "deliver" and not 0 <= msg["seq"] <= MAX_SEQ:
         raise RemoteProtocolError(Code.MALFORMED, "delivery sequence out of range")
+    if t == "welcome" and not 0 <= (msg.get("udp_port") or 0) <= MAX_PORT:
+        raise RemoteProtocolError(Code.MALFORMED, "welcome: udp port out of range")
     return msg
 
 

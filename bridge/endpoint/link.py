@@ -5,6 +5,13 @@ key. It connects, answers the relay's challenge (and, when a relay key is pinned
 relay's own proof), keeps a UDP socket registered with the session token, reconnects with
 exponential backoff (0.2 s doubling to 10 s, with jitter) whenever the link drops, and hands
 what arrives to its :class:`LinkHandler` (the :class:`~bridge.endpoint.endpoint.Endpoint`).
+
+The relay is not trusted. The challenge and the welcome are read like every relay message
+(:func:`~bridge.endpoint.inbound.parse_relay_message`: strict JSON, checked field types); one
+that is malformed fails that attempt with a one-line log and the link tries again. Media
+arriving by UDP or as WebSocket binary frames goes through the wire parsers
+(:mod:`bridge.wire.media`); what does not parse is counted in ``stats["malformed_media"]`` and
+dropped.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from urllib.parse import urlparse
 import aiohttp
 
 from bridge.endpoint import events as ev
-from bridge.errors import RelayError
+from bridge.endpoint.inbound import parse_relay_message
+from bridge.errors import RelayError, RemoteProtocolError
 from bridge.wire import control as p
 from bridge.wire.auth import AUTH_DOMAIN, relay_proof
+from bridge.wire.codes import Code
 from crypto.encoding import signing_input
 from crypto.errors import VerificationError
 from crypto.identity import Credential
@@ -32,6 +41,22 @@ from crypto.keys import SigningKey, VerifyKey
 
 log = logging.getLogger("crossband.endpoint")
 RELAY_NOT_AUTHENTIC = "relay-not-authentic"
+
+
+# Failures of one connection attempt that are logged in one line, not with a traceback.
+_EXPECTED = (TimeoutError, aiohttp.ClientError, OSError, RelayError, RemoteProtocolError)
+_LOGGED_CODES = frozenset({*Code, RELAY_NOT_AUTHENTIC})  # a relay's own code is not logged
+
+
+def _expect(msg: aiohttp.WSMessage, *types: str) -> dict[str, Any]:
+    """A relay message of one of ``types`` during authentication, strictly parsed and checked
+    against :data:`~bridge.endpoint.inbound.RELAY_MESSAGES`; else RemoteProtocolError."""
+    if msg.type != aiohttp.WSMsgType.TEXT:
+        raise RemoteProtocolError(Code.MALFORMED, "authentication: not a text message")
+    parsed = parse_relay_message(msg.data)
+    if parsed is None or parsed["t"] not in types:
+        raise RemoteProtocolError(Code.MALFORMED, f"authentication: {' or '.join(types)} expected")
+    return parsed
 
 
 class LinkHandler(Protocol):
@@ -45,16 +70,21 @@ class LinkHandler(Protocol):
 
 
 class _UdpClient(asyncio.DatagramProtocol):
-    def __init__(self, handler: LinkHandler) -> None:
+    def __init__(self, handler: LinkHandler, stats: dict[str, int]) -> None:
         self.handler = handler
+        self.stats = stats
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if len(data) > 6 and data[0] == p.UDP_MAGIC and data[1] == p.UDP_MEDIA_DOWN:
-            self.handler.on_media(int.from_bytes(data[2:6], "big"), data[6:])
+        try:
+            channel_no, frame = p.parse_udp_down(data)
+        except RemoteProtocolError:  # not a relay datagram: counted and dropped
+            self.stats["malformed_media"] += 1
+            return
+        self.handler.on_media(channel_no, frame)
 
 
 class RelayLink:
@@ -80,6 +110,8 @@ class RelayLink:
         self.relay_key = relay_key  # pinned relay identity: its welcome must be signed by it
         self.connected = asyncio.Event()
         self.reconnects = 0
+        # media that did not parse (UDP datagrams, WebSocket binary frames): dropped
+        self.stats = {"malformed_media": 0}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.udp: _UdpClient | None = None
         self.udp_token = b""
@@ -112,14 +144,14 @@ class RelayLink:
             await ws.close()
 
     async def send(self, control: str) -> None:
-        """Send one control message, or raise ``RelayError("not-connected")``."""
+        """Send one control message, or raise ``RelayError(Code.NOT_CONNECTED)``."""
         ws = self.ws
         if ws is None or ws.closed:
-            raise RelayError("not-connected", "no connection to the relay")
+            raise RelayError(Code.NOT_CONNECTED, "no connection to the relay")
         try:
             await ws.send_str(control)
         except (aiohttp.ClientError, ConnectionError, RuntimeError):
-            raise RelayError("not-connected", "the connection to the relay dropped")
+            raise RelayError(Code.NOT_CONNECTED, "the connection to the relay dropped") from None
 
     def send_media(self, channel_no: int, frame: bytes) -> None:
         """One SFrame frame: by UDP when registered, else on the WebSocket."""
@@ -139,7 +171,7 @@ class RelayLink:
                 await self._session()
                 delay = 0.2
             except Exception as exc:  # whatever happened, the endpoint must come back
-                if not isinstance(exc, TimeoutError | aiohttp.ClientError | OSError | RelayError):
+                if not isinstance(exc, _EXPECTED):
                     log.exception("event=session-failed")
                 if isinstance(exc, RelayError) and exc.code == RELAY_NOT_AUTHENTIC:
                     self.handler.emit(ev.Error(exc.code, exc.detail))  # may be transient
@@ -149,7 +181,9 @@ class RelayLink:
                 ):
                     self.handler.emit(ev.Error(exc.code, "relay refused this device"))
                     return
-                log.info("event=connect-failed error=%s", type(exc).__name__)
+                code = getattr(exc, "code", "-")
+                code = code if code in _LOGGED_CODES or code == "-" else "other"
+                log.info("event=connect-failed error=%s code=%s", type(exc).__name__, code)
             self.connected.clear()
             self.handler.emit(ev.Disconnected())
             if self._stopping:
@@ -173,9 +207,7 @@ class RelayLink:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     await self.handler.on_text(msg.data)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
-                    data = msg.data
-                    if len(data) > 5 and data[0] == p.WS_MEDIA_DOWN:
-                        self.handler.on_media(int.from_bytes(data[1:5], "big"), data[5:])
+                    self._on_binary(msg.data)
                 elif msg.type in (
                     aiohttp.WSMsgType.CLOSE,
                     aiohttp.WSMsgType.CLOSED,
@@ -184,8 +216,18 @@ class RelayLink:
                     break
         self.ws = None
 
+    def _on_binary(self, data: bytes) -> None:
+        try:
+            kind, channel_no, frame = p.parse_ws_media(data)
+        except RemoteProtocolError:
+            kind = None
+        if kind != p.WS_MEDIA_DOWN:  # malformed, or an upstream frame: counted and dropped
+            self.stats["malformed_media"] += 1
+            return
+        self.handler.on_media(channel_no, frame)
+
     async def _authenticate(self, ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
-        challenge = json.loads((await ws.receive(timeout=10)).data)
+        challenge = _expect(await ws.receive(timeout=10), "challenge")
         nonce = p.b64(os.urandom(16))
         device = self.cred.device
         proof = signing_input(
@@ -207,24 +249,28 @@ class RelayLink:
         )
         first = await ws.receive(timeout=10)
         if first.type != aiohttp.WSMsgType.TEXT:
-            raise RelayError("auth-failed", "connection closed during authentication")
-        welcome: dict[str, Any] = json.loads(first.data)
-        if welcome.get("t") == "error":
-            raise RelayError(welcome.get("code", "auth-failed"), welcome.get("detail", ""))
+            raise RelayError(Code.AUTH_FAILED, "connection closed during authentication")
+        welcome = _expect(first, "welcome", "error")
+        if welcome["t"] == "error":
+            raise RelayError(welcome["code"], welcome.get("detail", ""))
         if self.relay_key is not None:
             relay_check = relay_proof(challenge["nonce"], challenge["relay"], device, nonce)
             try:
-                sig = base64.b64decode(welcome.get("relay_sig") or "")
+                sig = base64.b64decode(welcome.get("relay_sig") or "", validate=True)
                 self.relay_key.verify(sig, relay_check)
             except (VerificationError, ValueError):
-                raise RelayError(RELAY_NOT_AUTHENTIC, "the relay did not prove its pinned identity")
+                raise RelayError(
+                    RELAY_NOT_AUTHENTIC, "the relay did not prove its pinned identity"
+                ) from None
         return welcome
 
     async def _on_welcome(self, welcome: dict[str, Any]) -> None:
-        self.udp_token = base64.b64decode(welcome["udp_token"])
-        self.udp_key = base64.b64decode(welcome["udp_key"])
+        self.udp_token = p.unb64(welcome["udp_token"])
+        self.udp_key = p.unb64(welcome["udp_key"])
+        if len(self.udp_token) != p.TOKEN_LEN or not self.udp_key:
+            raise RemoteProtocolError(Code.MALFORMED, "welcome: udp token or key")
         if self.transport == "udp" and welcome.get("udp_port"):
-            await self._open_udp(int(welcome["udp_port"]))
+            await self._open_udp(welcome["udp_port"])
         self.connected.set()
         await self.handler.on_welcome(welcome)
 
@@ -233,7 +279,7 @@ class RelayLink:
             host = urlparse(self.relay_url).hostname or "127.0.0.1"
             loop = asyncio.get_running_loop()
             _, proto = await loop.create_datagram_endpoint(
-                lambda: _UdpClient(self.handler), remote_addr=(host, port)
+                lambda: _UdpClient(self.handler, self.stats), remote_addr=(host, port)
             )
             self.udp = proto
         assert self.udp.transport is not None

@@ -19,6 +19,7 @@ from bridge.endpoint.commits import ChannelBook, decode_bundle
 from bridge.endpoint.floorview import FloorView
 from bridge.endpoint.inbound import check_relay_message, parse_relay_message, welcome_channels
 from bridge.endpoint.output import Output, VerifyJob
+from bridge.endpoint.seen import SeenIds
 from bridge.endpoint.voice import VoicePath
 from bridge.errors import RelayError, RemoteProtocolError, StoreError
 from bridge.wire import control as p
@@ -50,6 +51,7 @@ class RelayInput:
     stats: dict[str, int]
     book: ChannelBook
     voice: VoicePath
+    seen: SeenIds
     floorview: FloorView
     channel_no: dict[str, int]
     _by_no: dict[int, str]
@@ -199,7 +201,7 @@ class RelayInput:
             self.out.send("ack", seq=seq)
 
     def _on_data(self, ch: str, msg_id: str, frame: bytes, now: float) -> None:
-        if self.book.state.seen(msg_id):
+        if msg_id in self.seen:
             return
         member = self.channels.get(ch)
         try:
@@ -216,7 +218,7 @@ class RelayInput:
             if exc.code is Refusal.MALFORMED:  # authentic ciphertext, content does not parse
                 self.stats["malformed_content"] += 1
                 self.out.emit(ev.Error(MALFORMED_CONTENT, f"a message on {ch} was dropped"))
-                self.book.state.mark_seen(msg_id, now)
+                self.seen.add(msg_id, now)
             else:
                 self.out.emit(ev.Error(exc.code.value, f"msg on {ch} refused"))
             return
@@ -227,7 +229,7 @@ class RelayInput:
             )
         else:
             self.voice.on_seal(ch, item, now)
-        self.book.state.mark_seen(msg_id, now)
+        self.seen.add(msg_id, now)
 
     def _on_accepted(self, msg_id: str) -> None:
         if self._outbox.pop(msg_id, None) is not None:

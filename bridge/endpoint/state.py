@@ -8,7 +8,7 @@ no key in the clear); on start the endpoint re-verifies and re-opens them. A com
 a chain link (authentic, but refused: see :mod:`bridge.endpoint.chain`) is stored with the code
 of its refusal, so a restart restores it as a link again and never derives keys from it.
 Message ids already handed to the application are remembered so a redelivery after a crash is
-dropped.
+dropped, for as long as the relay could redeliver them (:mod:`bridge.endpoint.seen` prunes).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS commits (channel TEXT, epoch INTEGER, bundle BLOB, re
                                     PRIMARY KEY (channel, epoch));
 CREATE TABLE IF NOT EXISTS counters (label TEXT PRIMARY KEY, upto INTEGER);
 CREATE TABLE IF NOT EXISTS seen (msg_id TEXT PRIMARY KEY, at REAL);
+CREATE INDEX IF NOT EXISTS seen_at ON seen (at);
 """
 KEEP_COMMITS = 2
 
@@ -113,8 +114,15 @@ class EndpointState:
             self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (msg_id, now))
 
     def forget_seen(self, before: float) -> None:
+        """Forget the ids first seen before ``before``."""
         with self._guard():
             self._db.execute("DELETE FROM seen WHERE at < ?", (before,))
+
+    def oldest_seen(self) -> float | None:
+        """When the oldest remembered id was first seen (None: none is)."""
+        with self._guard():
+            row = self._db.execute("SELECT MIN(at) FROM seen").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def close(self) -> None:
         with self._guard():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.endpoint import events as ev
+from bridge.endpoint.seen import PRUNE_SLACK, SEEN_TTL
 from bridge.endpoint.voice import SEAL_WAIT
 from crypto.group import ChannelMember
 from crypto.messages import BurstHasher, BurstSeal
@@ -42,6 +43,7 @@ def test_seal_verified_despite_reordering_and_an_early_seal(tmp_path: Path) -> N
         node.relay("floor", ch=CH, event="granted", device=talker.id, priority="normal")
         core.receive_media(NO, frames[2], clock.advance(0.02))
         core.receive_media(NO, frames[3], clock.advance(0.02))
+        seal_at = clock.now
         node.deliver("msg", seal, "seal")  # the seal overtakes frame 4
         node.pump()
         assert not node.take(ev.BurstSealed)
@@ -49,7 +51,8 @@ def test_seal_verified_despite_reordering_and_an_early_seal(tmp_path: Path) -> N
         node.pump()
         (done,) = node.take(ev.BurstSealed)
         assert done.verified and done.received == 5 and done.sender == talker.id
-        assert len(node.take(ev.Voice)) == 5 and core.get_timer() is None
+        assert len(node.take(ev.Voice)) == 5
+        assert core.get_timer() == seal_at + SEEN_TTL + PRUNE_SLACK  # no seal wait: the id's end
         # A burst whose frame never arrives is reported, after SEAL_WAIT, as unverified.
         more = [tx.protect(b"more-%d" % i) for i in range(3)]
         core.receive_media(NO, more[0], clock.advance(0.02))

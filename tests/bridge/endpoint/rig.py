@@ -14,6 +14,7 @@ from typing import Any
 
 from bridge.endpoint import events as ev
 from bridge.endpoint.core import EndpointCore
+from bridge.endpoint.seen import SEEN_TTL
 from bridge.endpoint.state import EndpointState
 from bridge.wire import control as p
 from crypto.agreement import RevocationList
@@ -47,9 +48,10 @@ class Node:
         *,
         transport: str = "udp",
         revocations: dict[str, RevocationList] | None = None,
+        seen_ttl: float = SEEN_TTL,
     ) -> None:
         self.world, self.device, self.path, self.clock = world, device, path, clock
-        self.transport, self.revocations = transport, revocations
+        self.transport, self.revocations, self.seen_ttl = transport, revocations, seen_ttl
         self.seq = 0
         self.sent: list[dict[str, Any]] = []
         self.events: list[ev.Event] = []
@@ -66,6 +68,7 @@ class Node:
             now=self.clock.now,
             transport=self.transport,
             revocations=self.revocations,
+            seen_ttl=self.seen_ttl,
         )
         self.core.receive_welcome({"channels": [{"ch": CH, "no": NO}]}, self.clock.now)
         self.pump()

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bridge.endpoint.commits import decode_bundle
 from bridge.endpoint.inbound import RELAY_MESSAGES, parse_relay_message, welcome_channels
 from bridge.errors import RemoteProtocolError
+from bridge.wire.codes import Code
 from crypto.errors import VerificationError
 from tests.world import make_world
 
@@ -93,3 +95,32 @@ def test_decode_bundle_refuses_deep_nesting() -> None:
         assert exc.code.value == "malformed"
     else:
         raise AssertionError("a nested bundle was accepted")
+
+
+STRICT = {
+    # Before, json.loads took all of these: the last of two keys won, NaN and a 2**64 became
+    # numbers, and a lone surrogate reached the application.
+    "duplicate key": '{"t":"accepted","v":1,"id":"m1","id":"m2"}',
+    "NaN": '{"t":"pong","v":1,"x":NaN}',
+    "Infinity": '{"t":"pong","v":1,"x":-Infinity}',
+    "beyond 64 bits": '{"t":"revocation-ok","v":1,"agency":"us-cbp","number":18446744073709551616}',
+    "lone surrogate": '{"t":"accepted","v":1,"id":"\\ud800"}',
+    "deep": '{"t":"pong","v":1,"x":' + "[" * 50 + "]" * 50 + "}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT))
+def test_relay_messages_are_read_strictly(case: str) -> None:
+    with pytest.raises(RemoteProtocolError) as e:
+        parse_relay_message(STRICT[case])
+    assert e.value.code == Code.MALFORMED
+
+
+def test_the_authentication_messages_are_in_the_table() -> None:
+    hello = {"t": "welcome", "v": 1, "udp_token": "dA==", "udp_key": "aw==", "udp_port": 9}
+    assert parse_relay_message(json.dumps(hello)) == hello
+    for bad in ({"udp_port": 65_536}, {"udp_port": "9"}, {"udp_token": None}, {"channels": {}}):
+        with pytest.raises(RemoteProtocolError):
+            parse_relay_message(json.dumps({**hello, **bad}))
+    with pytest.raises(RemoteProtocolError):
+        parse_relay_message(json.dumps({"t": "challenge", "v": 1, "nonce": 5, "relay": "r"}))
