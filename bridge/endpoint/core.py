@@ -194,7 +194,10 @@ class EndpointCore(RelayInput):
         """Our next commit for ``ch``, sent to the relay; the answer ``("commit", ch, epoch)``
         comes once the relay accepted it and we installed it."""
         bundle = self.book.build(ch, members, agreement, name, expires, now)
-        self.out.send("commit", bundle=p.b64(bundle.encode()))
+        # ch and epoch ride beside the bundle so the relay can refuse a stale or unpermitted
+        # commit before it decodes megabytes (it checks them against the bundle after).
+        c = bundle.commit
+        self.out.send("commit", bundle=p.b64(bundle.encode()), ch=c.channel, epoch=c.epoch)
         return bundle
 
     def lookup(self, devices: list[str]) -> str:

@@ -40,12 +40,12 @@ from crypto.identity import Credential
 from crypto.keys import SigningKey, VerifyKey
 
 log = logging.getLogger("crossband.endpoint")
-RELAY_NOT_AUTHENTIC = "relay-not-authentic"
+RELAY_NOT_AUTHENTIC = Code.RELAY_NOT_AUTHENTIC
 
 
 # Failures of one connection attempt that are logged in one line, not with a traceback.
 _EXPECTED = (TimeoutError, aiohttp.ClientError, OSError, RelayError, RemoteProtocolError)
-_LOGGED_CODES = frozenset({*Code, RELAY_NOT_AUTHENTIC})  # a relay's own code is not logged
+_LOGGED_CODES = frozenset(Code)  # a relay's own code is not logged
 
 
 def _expect(msg: aiohttp.WSMessage, *types: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ class Code(StrEnum):
     REVOKED = "revoked"
     UNKNOWN_DEVICE = "unknown-device"
     DUPLICATE_SESSION = "duplicate-session"
+    RELAY_NOT_AUTHENTIC = "relay-not-authentic"  # at the endpoint: the pinned relay key failed
     # channels and commits
     NOT_MEMBER = "not-member"
     NOT_PERMITTED = "not-permitted"

@@ -130,3 +130,21 @@ def test_a_commit_that_outlives_its_agreement_is_not_kept_as_a_link(
         assert [u.epoch for u in node.take(ev.ChannelUpdated)] == [1, 2]
     finally:
         node.close()
+
+
+def test_a_commit_message_names_its_channel_and_epoch_beside_the_bundle(
+    w: World, tmp_path: Path
+) -> None:
+    """The relay refuses a stale or unpermitted commit from these two fields before decoding a
+    bundle of up to 4 MB (and checks them against the bundle when it does decode it)."""
+    disp, boat = w.devices["us-cbp/disp"], w.devices["ca-rcmp/boat"]
+    node = Node(w, disp, tmp_path / "disp.db", Clock(NOW + 5))
+    try:
+        members = [(disp.cred, "dispatcher"), (boat.cred, "member")]
+        bundle = node.core.build_commit(CH, members, w.agreement, None, None, node.clock.now)
+        node.pump()
+        sent = [m for m in node.sent if m["t"] == "commit"]
+        assert len(sent) == 1
+        assert (sent[0]["ch"], sent[0]["epoch"]) == (CH, bundle.commit.epoch) == (CH, 1)
+    finally:
+        node.state.close()
