@@ -90,7 +90,12 @@ class RawWebSocket:
             n = struct.unpack(">Q", await self.reader.readexactly(8))[0]
         return b0 & 0x0F, await self.reader.readexactly(n)
 
-    async def receive_json(self) -> dict[str, Any]:
+    async def receive_json(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next text frame as JSON; TimeoutError if none comes within ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            return await self._next_json()
+
+    async def _next_json(self) -> dict[str, Any]:
         while True:
             opcode, data = await self.receive()
             if opcode == 1:
@@ -98,8 +103,13 @@ class RawWebSocket:
             if opcode == 8:
                 raise ConnectionError(f"closed: {data[2:].decode(errors='replace')}")
 
-    async def closed(self) -> str:
-        """Read until the relay closes; return the close reason (or '' if the socket dropped)."""
+    async def closed(self, timeout: float = 15.0) -> str:
+        """Read until the relay closes; return the close reason (or '' if the socket dropped).
+        TimeoutError if the relay keeps the connection open beyond ``timeout`` s."""
+        async with asyncio.timeout(timeout):
+            return await self._until_closed()
+
+    async def _until_closed(self) -> str:
         try:
             while True:
                 opcode, data = await self.receive()
