@@ -1,20 +1,12 @@
-"""Errors of the runtime (``bridge``). The root and the crypto branch live in :mod:`crypto.errors`.
+"""Errors of the runtime (``bridge``).
 
-The whole tree, as the code has it::
-
-    CrossbandError                  crypto.errors: root of every error raised on purpose
-    ├── CryptoError …               crypto.errors (DecryptError, VerificationError, …)
-    ├── ProtocolError               the relay protocol was broken; ``code`` is a wire Code
-    │   ├── RemoteProtocolError     the peer sent something malformed or unexpected: answer it
-    │   │                           with a coded error, never end another session over it
-    │   └── LocalProtocolError      our own caller misused the API (wrong state, bad argument)
-    ├── RelayError                  the relay refused one of our requests (its wire Code)
-    ├── StoreError                  the store-and-forward database failed; nothing was accepted
-    ├── AuditLogError               the audit log could not be written
-    ├── ConfigError                 a configuration file is missing, unreadable or wrong
-    └── AdapterError                adapters.errors: a native-system adapter failed
-
-Messages name files, settings and codes, never content or key material.
+The project's whole exception tree is drawn once, in :mod:`crypto.errors` (the lowest layer, where
+the root lives), and ``tests/crypto/test_error_tree.py`` checks that drawing against the classes.
+This module holds the runtime's branch: protocol errors (``RemoteProtocolError`` when the peer
+misbehaved: answer it with a coded error and never end another session over it;
+``LocalProtocolError`` when our own caller misused the API), ``RelayError`` (the relay refused
+one of our requests), ``StoreError``, ``AuditLogError`` and ``ConfigError``. Messages name
+files, settings and codes, never content or key material.
 """
 
 from __future__ import annotations
