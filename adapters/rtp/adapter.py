@@ -5,7 +5,8 @@ For a :class:`~adapters.rtp.mapping.ChannelMapping`:
 * **input** (radio → channel): an :class:`~adapters.rtp.driver.RtpReceiverDriver` turns the
   radio side's stream into push-to-talk bursts; ``BurstStart`` becomes
   ``TalkStart(source, priority)`` at the mapping's priority, each 20 ms ``Audio`` a ``Pcm``
-  frame at the mapping's rate (G.711 is decoded and resampled there), ``BurstEnd`` a
+  frame at the mapping's rate (G.711 is decoded and resampled there, and every frame is
+  re-timed onto the 20 ms clock, :mod:`adapters.rtp.retimer`), ``BurstEnd`` a
   ``TalkEnd``. The source names the stream and the SSRC the burst is locked to,
   ``rtp:<port>/<ssrc>``;
 * **output** (channel → radio): an :class:`~adapters.rtp.driver.RtpSenderDriver` sends one RTP
@@ -26,7 +27,8 @@ from adapters.base import Adapter, EventSink, Pcm, TalkEnd, TalkStart
 from adapters.errors import AdapterError
 from adapters.rtp.driver import RtpReceiverDriver, RtpSenderDriver
 from adapters.rtp.mapping import ChannelMapping
-from adapters.rtp.receiver import Audio, BurstEnd, BurstStart, RtpEvent, RtpReceiver
+from adapters.rtp.receiver import Audio, BurstEnd, BurstStart, RtpEvent
+from adapters.rtp.retimer import RetimedReceiver
 from adapters.rtp.sender import RtpSender
 
 __all__ = ["RtpAdapter"]
@@ -65,7 +67,7 @@ class RtpAdapter(Adapter):
         try:
             if m.input is not None:
                 self.rx = RtpReceiverDriver(
-                    RtpReceiver(m.input.receiver), m.input.transport, self._on_rtp
+                    RetimedReceiver(m.input.receiver), m.input.transport, self._on_rtp
                 )
                 await self.rx.start()
             if m.output is not None:

@@ -87,7 +87,7 @@ class RtpReceiverConfig:
     hang_time: float = 0.5
     end_on_marker: bool = False
     end_signal_pt: int | None = None
-    max_gap_ms: int = 120
+    max_gap_ms: int = 300  # more than one lost 128 ms packet (ffmpeg's default ptime)
 
     def __post_init__(self) -> None:
         if not self.payloads or len({p.pt for p in self.payloads}) != len(self.payloads):
@@ -96,6 +96,8 @@ class RtpReceiverConfig:
             raise ValueError("endpoint rate must be 8000, 16000 or 48000")
         if self.hang_time <= 0:
             raise ValueError("hang_time must be positive")
+        if not 20 <= self.max_gap_ms <= 2000:
+            raise ValueError("max_gap_ms must be 20..2000")
         if self.end_signal_pt in {p.pt for p in self.payloads}:
             raise ValueError("end_signal_pt must differ from the audio payload types")
 
@@ -106,7 +108,7 @@ class RtpSenderConfig:
 
     payload: PayloadFormat
     rate: int = 8000
-    ssrc_mode: Literal["per-burst", "continuous"] = "per-burst"
+    ssrc_mode: Literal["per-burst", "continuous"] = "continuous"  # what receivers expect
     ptime_ms: int = 20
     rtcp_interval: float | None = 5.0
     cname: str = "crossband"

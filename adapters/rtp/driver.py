@@ -147,6 +147,7 @@ class RtpSenderDriver:
         dest = transport.group or transport.host
         self._rtp_addr = (dest, transport.port)
         self._rtcp_addr = (dest, transport.port + 1)
+        self._timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -174,10 +175,28 @@ class RtpSenderDriver:
     def send_audio(self, pcm: bytes) -> None:
         self.sender.send_audio(pcm, self._clock())
         self._flush()
+        self._arm()
 
     def end_burst(self) -> None:
         self.sender.end_burst(self._clock())
         self._flush()
+        self._arm()
+
+    def _arm(self) -> None:
+        # The sender's timer is on the wall clock it is given; arm it as a delay.
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = self.sender.get_timer()
+        if when is not None and self._transport is not None:
+            delay = max(when - self._clock(), 0.0)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.sender.handle_timer(self._clock())
+        self._flush()
+        self._arm()
 
     def _flush(self) -> None:
         for kind, data in self.sender.datagrams_to_send():
@@ -190,6 +209,9 @@ class RtpSenderDriver:
                 self.errors += 1
 
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None

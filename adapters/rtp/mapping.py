@@ -8,7 +8,8 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
       rate: 16000                 # endpoint audio rate: 16000 (wideband, default) or 8000
       channels:
         - channel: shiprider-7
-          codec: opus             # opus (default) | l16 (passthrough, see bridge.audio)
+          codec: opus             # opus (default) | l16 | pcmu | pcma (passthrough, rate
+                                  # 8000 for pcmu/pcma; see bridge.audio, docs/audio.md)
           priority: normal        # floor priority of bursts from the radio side
           bitrate: 48000          # Opus bit rate between endpoints (bridge.audio)
           jitter: {min_ms: 20, max_ms: 200}
@@ -22,7 +23,7 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
             host: 127.0.0.1
             port: 5006
             payload: {name: opus, pt: 111}
-            ssrc_mode: per-burst  # or continuous
+            ssrc_mode: continuous # (default) or per-burst: a new SSRC for every burst
             ptime_ms: 20
 
 :func:`load_gateway_config` takes the ``rtp`` mapping (a ``dict``) and returns validated
@@ -52,7 +53,8 @@ from adapters.rtp.config import (
 
 __all__ = ["ChannelMapping", "RtpInput", "RtpOutput", "load_gateway_config"]
 
-ChannelCodec = Literal["opus", "l16"]  # of the path between endpoints (bridge.audio)
+ChannelCodec = Literal["opus", "l16", "pcmu", "pcma"]  # between endpoints (bridge.audio)
+CHANNEL_CODECS = ("opus", "l16", "pcmu", "pcma")  # bridge.audio's; a test keeps them equal
 AUDIO_RATES = (8000, 16000)  # endpoint audio rates (bridge.audio)
 DEFAULT_BITRATE = 48000  # bridge.audio's default Opus bit rate; a test keeps them equal
 
@@ -101,8 +103,10 @@ class ChannelMapping:
             raise ValueError("channel must be named")
         if self.rate not in AUDIO_RATES:
             raise ValueError(f"rate must be one of {AUDIO_RATES}")
-        if self.codec not in ("opus", "l16"):
-            raise ValueError("codec must be 'opus' or 'l16'")
+        if self.codec not in CHANNEL_CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CHANNEL_CODECS)}")
+        if self.codec in ("pcmu", "pcma") and self.rate != 8000:
+            raise ValueError(f"codec {self.codec} (G.711 passthrough) needs rate 8000")
         if self.priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}")
         lo, hi = self.jitter_min_ms, self.jitter_max_ms
@@ -174,7 +178,7 @@ def _input(where: str, item: Any, rate: int) -> RtpInput:
             hang_time=float(spec.get("hang_time", 0.5)),
             end_on_marker=bool(spec.get("end_on_marker", False)),
             end_signal_pt=None if spec.get("end_signal_pt") is None else int(spec["end_signal_pt"]),
-            max_gap_ms=int(spec.get("max_gap_ms", 120)),
+            max_gap_ms=int(spec.get("max_gap_ms", 300)),
         )
     except (TypeError, ValueError) as exc:
         raise AdapterConfigError(where, str(exc)) from None
@@ -191,7 +195,7 @@ def _output(where: str, item: Any, rate: int, bitrate: int) -> RtpOutput:
         sender = RtpSenderConfig(
             payload,
             rate=rate,
-            ssrc_mode=spec.get("ssrc_mode", "per-burst"),
+            ssrc_mode=spec.get("ssrc_mode", "continuous"),
             ptime_ms=int(spec.get("ptime_ms", 20)),
             rtcp_interval=None if interval is None else float(interval),
             cname=str(spec.get("cname", "crossband")),

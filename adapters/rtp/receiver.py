@@ -5,7 +5,11 @@ and yields events from ``events_received()``:
 
 * :class:`BurstStart` on the first packet of a transmission; the burst is then locked to
   that packet's SSRC — packets from any other SSRC are counted (``wrong_ssrc``) and dropped
-  until it ends, so a flood from another source can neither cut in nor extend the burst;
+  while it sends, so a flood from another source can neither cut in nor extend the burst.
+  Once the locked SSRC has been silent for longer than its last packet's duration plus
+  ``HANDOFF_MARGIN`` (it stopped talking and is only in hang time), a packet of another SSRC
+  *takes over*: the first burst ends (``"handoff"``) and the new one starts with that packet,
+  so a second talker keying up during the first one's hang time loses nothing;
 * :class:`Audio` with exactly 20 ms of PCM at the endpoint rate (packets of any ptime are
   decoded, resampled and re-chunked; the tail is zero-padded when the burst ends);
 * :class:`BurstEnd` when no packet came for ``hang_time`` seconds (``get_timer()`` says
@@ -14,8 +18,11 @@ and yields events from ``events_received()``:
 
 Malformed datagrams, RTCP, unknown payload types and stale or duplicate packets are counted
 in ``stats`` and dropped: ``receive_datagram`` never raises. A timestamp gap of up to
-``max_gap_ms`` (loss or silence suppression, RFC 3550 §5.1) is filled — with Opus FEC/PLC
-or with silence — so the audio keeps its timing.
+``max_gap_ms`` (loss or silence suppression, RFC 3550 §5.1) is filled — with Opus FEC/PLC,
+or for G.711/L16 with :class:`~adapters.codecs.plc.Concealer` (G.711 Appendix I style) — so
+the audio keeps its timing; a longer jump is counted (``jumps``) and not filled. These events
+come as soon as the packets do; :mod:`adapters.rtp.retimer` puts the frames on an even
+20 ms clock.
 
 **The tail.** The last packet may leave less than a frame over, and the resampler holds back
 its delay (15–30 ms, :mod:`adapters.rtp.codec`). A burst that ends with a packet (marker,
@@ -32,11 +39,16 @@ from typing import Literal
 
 from adapters.codecs.opus import OpusDecoder
 from adapters.codecs.pcm import CodecError, frame_samples, l16_to_pcm
+from adapters.codecs.plc import Concealer
 from adapters.rtp.codec import Resampler, alaw_decode, ulaw_decode
 from adapters.rtp.config import PayloadFormat, RtpReceiverConfig
 from adapters.rtp.packet import RtpPacket, RtpParseError, is_rtcp, parse_rtp
 
 __all__ = ["Audio", "BurstEnd", "BurstStart", "ReceiverStats", "RtpEvent", "RtpReceiver"]
+
+
+EndReason = Literal["hang_time", "marker", "end_signal", "handoff"]
+HANDOFF_MARGIN = 0.04  # seconds of silence, beyond a packet's duration, before a take-over
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +73,10 @@ class Audio:
 class BurstEnd:
     """The transmission ended (key-down) and why."""
 
-    reason: Literal["hang_time", "marker", "end_signal"]
+    reason: EndReason
 
     def __post_init__(self) -> None:
-        if self.reason not in ("hang_time", "marker", "end_signal"):
+        if self.reason not in ("hang_time", "marker", "end_signal", "handoff"):
             raise ValueError(f"unknown burst end reason {self.reason!r}")
 
 
@@ -86,6 +98,9 @@ class ReceiverStats:
     decode_errors: int = 0
     bursts: int = 0
     tails_dropped: int = 0  # bursts that ended by hang time with a partial frame held back
+    concealed: int = 0  # RTP clock ticks of lost stream filled (FEC, PLC)
+    jumps: int = 0  # timestamp jumps longer than max_gap_ms, not filled
+    handoffs: int = 0  # bursts taken over by another SSRC during hang time
 
 
 class _Depayloader:
@@ -96,6 +111,7 @@ class _Depayloader:
         self.rate = rate
         self._opus = OpusDecoder(rate) if fmt.name == "opus" else None  # decodes at ``rate``
         self._resampler = Resampler(fmt.clock_rate, rate) if self._opus is None else None
+        self._plc = Concealer(fmt.clock_rate) if self._opus is None else None
         self._decode: Callable[[bytes], bytes] = {
             "pcmu": ulaw_decode,
             "pcma": alaw_decode,
@@ -106,14 +122,14 @@ class _Depayloader:
     def decode(self, payload: bytes) -> tuple[bytes, int]:
         """PCM at the endpoint rate and the packet's length in RTP clock ticks."""
         pcm = self._decode(payload)
-        if self._resampler is None:
+        if self._resampler is None or self._plc is None:
             return pcm, len(pcm) // 2 * self.fmt.clock_rate // self.rate
-        return self._resampler.process(pcm), len(pcm) // 2
+        return self._resampler.process(self._plc.audio(pcm)), len(pcm) // 2
 
     def fill(self, ticks: int, next_payload: bytes) -> bytes:
         """Stand-in audio for ``ticks`` of missing stream before ``next_payload``."""
-        if self._resampler is not None:  # silence, in stream order through the resampler
-            return self._resampler.process(bytes(2 * ticks))
+        if self._resampler is not None and self._plc is not None:  # G.711/L16: concealment
+            return self._resampler.process(self._plc.conceal(ticks))
         assert self._opus is not None
         frames = ticks // frame_samples(self.fmt.clock_rate)
         out = [self._opus.conceal() for _ in range(max(frames - 1, 0))]
@@ -136,6 +152,7 @@ class RtpReceiver:
         self._events: list[RtpEvent] = []
         self._ssrc: int | None = None
         self._last_packet = 0.0
+        self._last_duration = 0.0  # seconds of audio in the last packet
         self._next_seq = 0
         self._next_ts = 0
         self._depay: _Depayloader | None = None
@@ -157,8 +174,11 @@ class RtpReceiver:
             return
         self.stats.packets += 1
         if self._ssrc is not None and packet.ssrc != self._ssrc:
-            self.stats.wrong_ssrc += 1
-            return
+            if now - self._last_packet <= self._last_duration + HANDOFF_MARGIN:
+                self.stats.wrong_ssrc += 1
+                return
+            self.stats.handoffs += 1
+            self._end("handoff")
         if packet.payload_type == self.config.end_signal_pt:
             if self._ssrc is not None:
                 self._end("end_signal")
@@ -194,9 +214,13 @@ class RtpReceiver:
         assert self._depay is not None
         self.stats.lost += (packet.sequence_number - self._next_seq) & 0xFFFF
         gap = (packet.timestamp - self._next_ts) & 0xFFFFFFFF
+        clock = self._depay.fmt.clock_rate
         try:
-            if 0 < gap <= self.config.max_gap_ms * self._depay.fmt.clock_rate // 1000:
+            if 0 < gap <= self.config.max_gap_ms * clock // 1000:
                 self._pending += self._depay.fill(gap, packet.payload)
+                self.stats.concealed += gap
+            elif gap:
+                self.stats.jumps += 1
             pcm, ticks = self._depay.decode(packet.payload)
         except CodecError:
             self.stats.decode_errors += 1
@@ -204,6 +228,7 @@ class RtpReceiver:
         finally:
             self._next_seq = (packet.sequence_number + 1) & 0xFFFF
         self._next_ts = (packet.timestamp + ticks) & 0xFFFFFFFF
+        self._last_duration = ticks / clock
         self._pending += pcm
         self._emit_frames()
 
@@ -214,7 +239,7 @@ class RtpReceiver:
             self._events.append(Audio(self._pending[i : i + size]))
         self._pending = self._pending[whole:]
 
-    def _end(self, reason: Literal["hang_time", "marker", "end_signal"]) -> None:
+    def _end(self, reason: EndReason) -> None:
         if reason != "hang_time":  # the end is now: send the last samples with it
             if self._depay is not None:
                 self._pending += self._depay.flush()
@@ -230,10 +255,13 @@ class RtpReceiver:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must next be called (the hang-time deadline)."""
+        return self._hang_deadline()
+
+    def _hang_deadline(self) -> float | None:
         return self._last_packet + self.config.hang_time if self._ssrc is not None else None
 
     def handle_timer(self, now: float) -> None:
-        timer = self.get_timer()
+        timer = self._hang_deadline()
         if timer is not None and now >= timer:
             self._end("hang_time")
 

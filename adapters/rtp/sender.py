@@ -10,7 +10,14 @@ seconds, because it becomes the SR's NTP timestamp (§6.4.1).
 
 PCM at another rate than the payload clock is resampled (:mod:`adapters.rtp.codec`); every
 packet still carries exactly ``ptime`` of samples, and ``end_burst`` flushes what the
-resampler held back into a last, zero-padded frame.
+resampler held back into a last, zero-padded frame — if the audio has only just stopped. An
+``end_burst`` that comes later (the gateway keys down only once the talker's burst seal has
+been checked, up to a second after the last frame) drops that tail (``tails_dropped``):
+sent then, it would reach the radio side as a stray packet of its own after the burst.
+
+Audio that resumes within a burst after a pause (no ``send_audio`` for more than two frame
+periods) continues at a timestamp advanced by the pause, so the receiver plays it at its
+time rather than seeing packets "late" (RFC 3550 §5.1).
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from adapters.rtp.packet import (
 __all__ = ["Outgoing", "RtpSender"]
 
 Outgoing = tuple[Literal["rtp", "rtcp"], bytes]
+_FRAME = 0.020  # seconds
 
 
 @dataclass(slots=True)
@@ -48,6 +56,8 @@ class _SenderState:
     next_rtcp: float = 0.0
     marker: bool = True
     frames: list[bytes] = field(default_factory=list)
+    last_audio: float | None = None  # when send_audio was last called in this burst
+    drained: bool = False  # the tail after the last audio has been sent
 
 
 class RtpSender:
@@ -73,6 +83,7 @@ class RtpSender:
         self._opus = OpusEncoder(config.rate, config.opus_bitrate) if fmt.name == "opus" else None
         self._resampler = Resampler(config.rate, fmt.clock_rate) if not self._opus else None
         self._resampled = b""  # resampler output not yet in a whole frame
+        self.tails_dropped = 0
         self._encode: Callable[[bytes], bytes] = {
             "pcmu": ulaw_encode,
             "pcma": alaw_encode,
@@ -106,6 +117,7 @@ class RtpSender:
             st.ts = (st.ts + self._ticks_since(st, now)) & 0xFFFFFFFF
             st.ts_time = now
         st.marker = True
+        st.last_audio = None
         self._active = True
 
     def send_audio(self, pcm: bytes, now: float) -> None:
@@ -114,6 +126,12 @@ class RtpSender:
             raise ValueError("send_audio outside a burst: call start_burst first")
         if len(pcm) != self._frame_bytes:
             raise ValueError("send_audio takes one 20 ms frame")
+        st = self._state
+        if st.last_audio is not None and now - st.last_audio > 2 * _FRAME and not st.frames:
+            st.ts = (st.ts + self._ticks_since(st, now)) & 0xFFFFFFFF  # resume after a pause
+            st.ts_time = now
+        st.last_audio = now
+        st.drained = False
         if self._resampler is None:
             self._queue(pcm, now)
         else:
@@ -121,16 +139,45 @@ class RtpSender:
         self._maybe_rtcp(now)
 
     def end_burst(self, now: float) -> None:
-        """Key down: send what is left of a partial packet."""
-        if self._resampler is not None and self._active:
+        """Key down: send what is left of a partial packet (if the audio just stopped)."""
+        st = self._state
+        if self._active and st is not None:
+            if st.last_audio is not None and now - st.last_audio <= 2 * _FRAME:
+                self._flush_tail(now)
+            elif self._resampled or st.frames:
+                self.tails_dropped += 1  # the driver did not call handle_timer in time
+            self._resampled = b""
+            st.frames.clear()
+            if self._resampler is not None:
+                self._resampler.flush()
+        self._active = False
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` must be called: two frame periods after the last audio,
+        if a part-packet or the resampler's delay is still held."""
+        st = self._state
+        if not self._active or st is None or st.last_audio is None or st.drained:
+            return None
+        return st.last_audio + 2 * _FRAME
+
+    def handle_timer(self, now: float) -> None:
+        """The audio stopped: send what is held now, as the end of what was played."""
+        timer = self.get_timer()
+        if timer is not None and now >= timer:
+            self._flush_tail(now)
+
+    def _flush_tail(self, now: float) -> None:
+        st = self._state
+        assert st is not None
+        if self._resampler is not None:
             self._queue_resampled(self._resampler.flush(), now)
             if self._resampled:
                 size = 2 * self._ticks_per_frame
                 self._queue(self._resampled.ljust(size, b"\x00"), now)
             self._resampled = b""
-        if self._state is not None and self._state.frames:
+        if st.frames:
             self._flush(now)
-        self._active = False
+        st.drained = True
 
     def _queue_resampled(self, pcm: bytes, now: float) -> None:
         buf = self._resampled + pcm

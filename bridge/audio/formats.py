@@ -8,9 +8,14 @@ rate is a local choice, since any Opus decoder plays any Opus stream. ``"l16"``:
 SFrame-encrypted. Nothing is transcoded, so L16 in → L16 out at the same rate is bit-exact;
 it costs 256 kbit/s at 16 kHz, and every endpoint of the channel must be configured for
 ``l16`` at the same rate (a payload of the wrong length is counted in ``decode_errors`` and
-concealed). A lost frame becomes silence (L16 has no FEC or PLC), and the jitter buffer
-defaults to 40–400 ms instead of 20–200 ms so that loopback-class jitter never forces a
-concealment.
+concealed). A lost frame is concealed by :class:`~adapters.codecs.plc.Concealer` (G.711
+Appendix I style: the last pitch period repeated, fading out over 60 ms), and the jitter
+buffer defaults to 40–400 ms instead of 20–200 ms so that loopback-class jitter never
+forces a concealment. ``"pcmu"`` / ``"pcma"``: G.711 passthrough for narrowband channels
+(rate 8000 only) — the payload is the frame as G.711 (160 octets, 64 kbit/s), so a G.711
+radio on one side and a G.711 radio on the other are bit-exact end to end (no Opus, no
+resampling), with the same concealment and jitter defaults as ``l16``. Which to use when:
+``docs/audio.md``.
 
 **Bit rate.** The sender encodes Opus at 48 kbit/s, complexity 10, in-band FEC tuned for 5 %
 loss. Measured with PESQ-WB on espeak-ng speech (``bench/audio_path_bench.py``), 24 kbit/s
@@ -23,9 +28,24 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["AUDIO_RATES", "DEFAULT_BITRATE", "FRAME", "ChannelCodec", "check_format"]
+from adapters.codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from adapters.codecs.pcm import CodecError, l16_to_pcm, pcm_to_l16
 
-ChannelCodec = Literal["opus", "l16"]
+__all__ = [
+    "AUDIO_RATES",
+    "CHANNEL_CODECS",
+    "DEFAULT_BITRATE",
+    "FRAME",
+    "PASSTHROUGH",
+    "ChannelCodec",
+    "check_format",
+    "decode_passthrough",
+    "encode_passthrough",
+]
+
+ChannelCodec = Literal["opus", "l16", "pcmu", "pcma"]
+CHANNEL_CODECS: tuple[ChannelCodec, ...] = ("opus", "l16", "pcmu", "pcma")
+PASSTHROUGH: tuple[ChannelCodec, ...] = ("l16", "pcmu", "pcma")  # no Opus: PCM as it is
 AUDIO_RATES = (8000, 16000)
 DEFAULT_BITRATE = 48000  # see "Bit rate" in the module docstring
 FRAME = 0.020  # seconds
@@ -35,5 +55,28 @@ def check_format(rate: int, codec: str) -> None:
     """Refuse a rate or channel codec the audio path does not have (``ValueError``)."""
     if rate not in AUDIO_RATES:
         raise ValueError(f"audio rate must be one of {AUDIO_RATES}")
-    if codec not in ("opus", "l16"):
-        raise ValueError("channel codec must be 'opus' or 'l16'")
+    if codec not in CHANNEL_CODECS:
+        raise ValueError(f"channel codec must be one of {', '.join(CHANNEL_CODECS)}")
+    if codec in ("pcmu", "pcma") and rate != 8000:
+        raise ValueError(f"channel codec {codec} is narrowband: the audio rate must be 8000")
+
+
+def encode_passthrough(codec: str, pcm: bytes) -> bytes:
+    """A PCM frame as the payload of a passthrough channel codec (L16, PCMU, PCMA)."""
+    if codec == "pcmu":
+        return ulaw_encode(pcm)
+    if codec == "pcma":
+        return alaw_encode(pcm)
+    return pcm_to_l16(pcm)
+
+
+def decode_passthrough(codec: str, payload: bytes, frame_bytes: int) -> bytes:
+    """The PCM frame of a passthrough payload; ``CodecError`` if it is not one frame long."""
+    size = frame_bytes // 2 if codec in ("pcmu", "pcma") else frame_bytes
+    if len(payload) != size:
+        raise CodecError(f"{codec} passthrough payload of the wrong length")
+    if codec == "pcmu":
+        return ulaw_decode(payload)
+    if codec == "pcma":
+        return alaw_decode(payload)
+    return l16_to_pcm(payload)

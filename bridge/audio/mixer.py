@@ -5,7 +5,12 @@ frames, :meth:`~ListenMixer.floor_moved`, :meth:`~ListenMixer.burst_sealed` — 
 per 20 ms with ``tick(now)``, which returns :class:`TalkerStarted` / :class:`PlayoutFrame` /
 :class:`TalkerStopped`. A talker's receiver starts with its first voice frame and stops when
 its buffer runs dry after it released the floor (or sealed its burst): ``"released"``, or
-when nothing came for longer than the maximum delay: ``"timeout"``. Frames of simultaneous
+when nothing came for ``pause_hold`` seconds while it held the floor: ``"timeout"``. A pause
+in a talker's frames shorter than that (a radio-side talker pausing inside one
+transmission) keeps its burst: once nothing has come for ``PAUSE_AFTER`` (and twice the
+jitter target) the talker's jitter buffer restarts, so nothing is concealed meanwhile and
+the frames after the pause play from their first; no new ``TalkerStarted`` follows — the
+far side hears one burst, not two. Frames of simultaneous
 talkers (a preemption overlap) are summed with saturation. The asyncio driver that calls
 ``tick`` is :class:`~bridge.audio.playout.PlayoutTicker`; the gateway (``bridge.gateway``)
 turns endpoint events into these calls, so the audio path knows nothing of the endpoint.
@@ -18,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from bridge.audio.formats import ChannelCodec, check_format
+from bridge.audio.formats import PASSTHROUGH, ChannelCodec, check_format
 from bridge.audio.receiver import MixerStats, TalkReceiver
 
 __all__ = [
@@ -58,6 +63,7 @@ class TalkerStopped:
 
 
 PlayoutEvent = TalkerStarted | PlayoutFrame | TalkerStopped
+PAUSE_AFTER = 0.1  # seconds without a frame (and twice the jitter target) that make a pause
 
 
 class ListenMixer:
@@ -72,14 +78,18 @@ class ListenMixer:
         self_device: str | None = None,
         min_delay_ms: int | None = None,
         max_delay_ms: int | None = None,
+        pause_hold: float = 1.0,
     ) -> None:
         check_format(rate, codec)
+        if pause_hold < 0:
+            raise ValueError("pause_hold must not be negative")
+        self.pause_hold = pause_hold
         self.channel = channel
         self.rate = rate
         self.codec = codec
         self.stats = MixerStats()
         self._self = self_device
-        passthrough = codec == "l16"
+        passthrough = codec in PASSTHROUGH
         self._min_delay = min_delay_ms if min_delay_ms is not None else (40 if passthrough else 20)
         self._max_delay = (
             max_delay_ms if max_delay_ms is not None else (400 if passthrough else 200)
@@ -128,13 +138,17 @@ class ListenMixer:
         frames: list[bytes] = []
         talkers: list[str] = []
         for sender, r in list(self._talkers.items()):
+            if r.started and not r.ending and r.jitter.stats.depth == 0 and self._paused(r, now):
+                r.pause()  # a pause, not a loss: resume cleanly when the frames do
             pcm = r.pop(now)
             if pcm is None:
+                if r.started and not (r.ending or r.finished) and self._pausing(r, now):
+                    continue  # the talker still holds the floor: one burst across a pause
                 if r.started or r.finished or self._idle(r, now):
                     del self._talkers[sender]
                     if r.started:
                         reason: Literal["released", "timeout"] = (
-                            "released" if r.finished else "timeout"
+                            "released" if r.finished or r.ending else "timeout"
                         )
                         out.append(TalkerStopped(self.channel, sender, reason))
                 continue
@@ -146,6 +160,14 @@ class ListenMixer:
         if frames:
             out.append(PlayoutFrame(self.channel, _mix(frames), tuple(talkers)))
         return out
+
+    def _paused(self, r: TalkReceiver, now: float) -> bool:
+        # Nothing came for longer than jitter explains: the talker paused.
+        gap = max(PAUSE_AFTER, 2 * r.jitter.target_delay_ms / 1000)
+        return now - r.last_push > gap
+
+    def _pausing(self, r: TalkReceiver, now: float) -> bool:
+        return now - r.last_push < self.pause_hold
 
     def _idle(self, r: TalkReceiver, now: float) -> bool:
         # A talker that never got to play (its frames all went stale): forget it.

@@ -25,8 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from adapters.codecs.opus import OpusDecoder
-from adapters.codecs.pcm import CodecError, frame_samples, l16_to_pcm
-from bridge.audio.formats import ChannelCodec, check_format
+from adapters.codecs.pcm import CodecError, frame_samples
+from adapters.codecs.plc import Concealer
+from bridge.audio.formats import ChannelCodec, check_format, decode_passthrough
 from bridge.audio.jitter import JitterBuffer
 
 __all__ = ["MixerStats", "TalkReceiver"]
@@ -69,6 +70,8 @@ class TalkReceiver:
         self._stats = stats
         self._frame_bytes = 2 * frame_samples(rate)
         self._decoder = OpusDecoder(rate) if codec == "opus" else None
+        self._codec = codec
+        self._plc = Concealer(rate) if codec != "opus" else None  # passthrough codecs
         self._window = 50
         self.jitter = JitterBuffer(
             20,
@@ -97,6 +100,13 @@ class TalkReceiver:
         self._stats.late += late - self._late_seen
         self._late_seen = late
 
+    def pause(self) -> None:
+        """The talker paused (nothing came for longer than jitter explains): restart the
+        buffer and the concealment, so the frames after the pause play as they are."""
+        self.jitter.reset()
+        if self._plc is not None:
+            self._plc.reset()
+
     def pop(self, now: float) -> bytes | None:
         """PCM for the period starting at ``now``; None when there is nothing to play."""
         item = self.jitter.pop(now)
@@ -119,16 +129,16 @@ class TalkReceiver:
         except CodecError:
             self._stats.decode_errors += 1
         self._stats.concealed += 1
-        if self._decoder is None:
-            return bytes(self._frame_bytes)
+        if self._plc is not None:
+            return self._plc.conceal(self._frame_bytes // 2)
+        assert self._decoder is not None
         return self._fit(self._decoder.conceal())
 
     def _decode(self, payload: bytes) -> bytes:
         if self._decoder is not None:
             return self._fit(self._decoder.decode(payload))
-        if len(payload) != self._frame_bytes:
-            raise CodecError("L16 passthrough payload of the wrong length")
-        return l16_to_pcm(payload)
+        pcm = decode_passthrough(self._codec, payload, self._frame_bytes)
+        return self._plc.audio(pcm) if self._plc is not None else pcm
 
     def _fit(self, pcm: bytes) -> bytes:
         if len(pcm) != self._frame_bytes:

@@ -1,4 +1,4 @@
-"""One channel's outgoing talk bursts: 20 ms PCM frames → Opus (or L16) → the endpoint.
+"""One channel's outgoing talk bursts: 20 ms PCM frames → Opus (or L16/G.711) → the endpoint.
 
 :class:`TalkSender` turns one push-to-talk burst into voice frames: ``start(priority)`` asks
 for the floor (:meth:`Endpoint.start_burst`) in a background task, ``send(pcm)`` encodes each
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from adapters.codecs.opus import OpusEncoder
-from adapters.codecs.pcm import frame_samples, pcm_to_l16
-from bridge.audio.formats import DEFAULT_BITRATE, ChannelCodec, check_format
+from adapters.codecs.pcm import frame_samples
+from bridge.audio.formats import DEFAULT_BITRATE, ChannelCodec, check_format, encode_passthrough
 from crypto.errors import CrossbandError
 
 __all__ = ["TalkSender", "TalkSenderStats", "VoiceEndpoint"]
@@ -149,7 +149,9 @@ class TalkSender:
         await self.drain()
 
     def _send_now(self, pcm: bytes) -> None:
-        payload = self._encoder.encode(pcm) if self._encoder else pcm_to_l16(pcm)
+        payload = (
+            self._encoder.encode(pcm) if self._encoder else encode_passthrough(self.codec, pcm)
+        )
         try:
             self._endpoint.send_voice(self.channel, payload)
         except (KeyError, CrossbandError, OSError) as exc:  # not (yet) a member, socket gone

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from adapters.base import Adapter
-from bridge.audio.formats import DEFAULT_BITRATE, ChannelCodec
+from bridge.audio.formats import CHANNEL_CODECS, DEFAULT_BITRATE, ChannelCodec
 
 __all__ = ["Binding", "ChannelAudio"]
 
@@ -26,8 +26,8 @@ class ChannelAudio:
     jitter_max_ms: int | None = None
 
     def __post_init__(self) -> None:
-        if self.codec not in ("opus", "l16"):
-            raise ValueError("channel codec must be 'opus' or 'l16'")
+        if self.codec not in CHANNEL_CODECS:
+            raise ValueError(f"channel codec must be one of {', '.join(CHANNEL_CODECS)}")
         if not 6000 <= self.bitrate <= 510000:  # RFC 6716 §2.1.1
             raise ValueError("bitrate must be 6000..510000")
         lo, hi = self.jitter_min_ms, self.jitter_max_ms

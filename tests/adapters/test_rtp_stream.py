@@ -90,8 +90,8 @@ def test_marker_is_ignored_by_default_and_end_signal_pt_ends() -> None:
 def test_wrong_ssrc_flood_is_counted_and_dropped() -> None:
     rx = RtpReceiver(RtpReceiverConfig((PCMU,), hang_time=0.3))
     rx.receive_datagram(ulaw_packet(0, ssrc=1), ADDR, 0.0)
-    for i in range(1000):
-        rx.receive_datagram(ulaw_packet(i, ssrc=2), ADDR, 0.0001 * i)
+    for i in range(1000):  # within the first packet's 20 ms + the hand-off margin
+        rx.receive_datagram(ulaw_packet(i, ssrc=2), ADDR, 0.00006 * i)
     events = rx.events_received()
     assert events == [BurstStart(1), Audio(bytes(320))]
     assert rx.stats.wrong_ssrc == 1000

@@ -259,7 +259,8 @@ def test_l16_passthrough_under_jitter_is_bit_exact() -> None:
     ]
     mixer = ListenMixer(CH, codec="l16")
     out = pcm_out(run_mixer(mixer, arrivals, until=3.6))
-    assert out[: len(pcm)] == pcm and not any(out[len(pcm) :])
+    # exact, then at most 60 ms of fading concealment (adapters.codecs.plc) until it ends
+    assert out[: len(pcm)] == pcm and not any(out[len(pcm) + 3 * FRAME16 :])
     assert mixer.stats.played == len(pcm) // FRAME16 and mixer.stats.late == 0
 
 
@@ -272,7 +273,7 @@ def test_talkers_are_mixed_and_own_voice_is_ignored() -> None:
         arrivals.append((i * TICK, voice("us/a", i, pcm_to_l16(a))))
         arrivals.append((i * TICK, voice("ca/b", 50 + i, pcm_to_l16(b))))
         arrivals.append((i * TICK, voice("me/gw", i, pcm_to_l16(b))))
-    out = run_mixer(mixer, arrivals, until=0.5)
+    out = run_mixer(mixer, arrivals, until=1.5)  # they never release: the 1 s pause hold
     mixed = [e for _t, e in out if isinstance(e, PlayoutFrame)]
     assert mixed[0].talkers == ("us/a", "ca/b")
     assert set(np.frombuffer(mixed[0].pcm, "<i2")) == {32767}  # saturated, not wrapped

@@ -92,4 +92,5 @@ async def test_an_adapter_that_fails_to_start_leaves_nothing_running() -> None:
 
 def test_the_rtp_mapping_default_bit_rate_is_the_audio_paths() -> None:
     assert rtp_mapping.DEFAULT_BITRATE == formats.DEFAULT_BITRATE
+    assert rtp_mapping.CHANNEL_CODECS == formats.CHANNEL_CODECS
     assert rtp_mapping.AUDIO_RATES == formats.AUDIO_RATES
