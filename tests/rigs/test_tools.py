@@ -46,10 +46,20 @@ def test_refused_command_is_unavailable_other_errors_fail(
         netns._run(["ip", "netns", "add", "x"])
 
 
-def test_skip_unavailable_turns_only_unavailable_into_a_skip() -> None:
+def test_skip_unavailable_turns_only_unavailable_into_a_skip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
     with pytest.raises(pytest.skip.Exception, match="no ffmpeg"):
         with skip_unavailable():
             raise RigUnavailable("no ffmpeg")
     with pytest.raises(RuntimeError):
         with skip_unavailable():
             raise RuntimeError("a real failure")
+
+
+def test_in_ci_a_missing_tool_fails_instead_of_skipping(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="no ffmpeg; CI runs"):
+        with skip_unavailable():
+            raise RigUnavailable("no ffmpeg")
