@@ -67,7 +67,7 @@ from bench.relay_procs import (  # noqa: E402
     raise_nofile,
     rss_kb,
 )
-from bridge import protocol as p  # noqa: E402
+from bridge.wire import control as p  # noqa: E402
 from crypto.channel import CommitBundle  # noqa: E402
 from tests.world import Device, World, make_world  # noqa: E402
 
@@ -180,8 +180,18 @@ def _ws_sender(c: Chan) -> Callable[[bytes], bool]:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, tmp: Path, patch: str | None = None) -> None:
+    def __init__(
+        self,
+        sizes: Sizes,
+        tmp: Path,
+        patch: str | None = None,
+        name: str = "relay-media",
+        wrap: list[str] | None = None,
+        tree: Path | None = None,
+    ) -> None:
         self.sizes, self.tmp, self.patch = sizes, tmp, patch
+        self.name, self.wrap = name, wrap  # the relay's directory; a command to run it under
+        self.tree = tree  # the source tree the relay runs from (None: RELAY_TREE)
         self.rows: dict[int, list[Row]] = {n: [] for n in range(1, 6)}
         self.pump = Pump()
         self.cleanup: list[Any] = []
@@ -267,7 +277,9 @@ class Bench:
     # -- relay set-up ------------------------------------------------------------------------
 
     def setup_relay(self, chans: list[Chan], world: World) -> Relay:
-        relay = self.relay = Relay(self.tmp, world.trust, "relay-media", self.patch)
+        relay = self.relay = Relay(
+            self.tmp, world.trust, self.name, self.patch, self.wrap, self.tree
+        )
         self.cleanup.append(relay)
         relay.start()
         t0 = time.perf_counter()

@@ -411,7 +411,7 @@ def _drive(
 
 
 class _Forwarder(asyncio.DatagramProtocol):
-    """Receive a datagram, send it to each sink. ``STATS`` returns the input count."""
+    """Receive a datagram, send it to each sink. ``STATS<tag>`` returns the input count."""
 
     def __init__(self, sinks: list[tuple[str, int]]) -> None:
         self.sinks = sinks
@@ -423,8 +423,8 @@ class _Forwarder(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self.transport is not None
-        if data == b"STATS":
-            self.transport.sendto(str(self.n).encode(), addr)
+        if data.startswith(b"STATS"):  # b"STATS<tag>" -> b"<tag> <count>"
+            self.transport.sendto(data[5:] + b" " + str(self.n).encode(), addr)
             return
         self.n += 1
         sendto = self.transport.sendto
@@ -443,4 +443,9 @@ async def _forward(sinks: list[tuple[str, int]]) -> None:
 
 
 def forwarder_main(ports: str) -> None:
+    """The forwarder process; ``CROSSBAND_BENCH_LOOP=uvloop`` runs it on uvloop's loop."""
+    if os.environ.get("CROSSBAND_BENCH_LOOP") == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.run(_forward([("127.0.0.1", int(x)) for x in ports.split(",")]))

@@ -30,6 +30,10 @@ from bench.relay_load import UdpSink
 from crypto.identity import TrustBundle
 
 ROOT = Path(__file__).resolve().parents[1]
+# The source tree the relay process runs from (default: this checkout). Pointing it at a
+# snapshot (``git archive HEAD | tar -x -C DIR``) measures a committed relay while the working
+# tree is being edited, or an old relay against a new one.
+RELAY_TREE = Path(os.environ.get("CROSSBAND_BENCH_RELAY_TREE") or ROOT)
 RELAY_CPU, GEN_CPU = 0, 1
 _CLK = os.sysconf("SC_CLK_TCK")
 
@@ -113,8 +117,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 class Relay:
     """The real relay process (``python -m bridge.cli.relay``), pinned to RELAY_CPU."""
 
-    def __init__(self, tmp: Path, trust: TrustBundle, name: str, patch: str | None = None) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        trust: TrustBundle,
+        name: str,
+        patch: str | None = None,
+        wrap: list[str] | None = None,
+        tree: Path | None = None,
+    ) -> None:
         self.patch = patch  # run through bench.relay_patched with these patches
+        self.wrap = wrap or []  # a command the relay runs under (py-spy record ... --)
+        self.tree = tree or RELAY_TREE  # the source tree the relay runs from
         self.dir = tmp / name
         self.dir.mkdir()
         (self.dir / "trust.json").write_bytes(trust.encode())
@@ -128,20 +142,32 @@ class Relay:
             "database": "relay.db",
             "audit_log": "audit.log",
             "max_talk_time": 3600,
-            "limits": {"media_rate": 1e6, "media_burst": 1e6},
+            "limits": {
+                "media_rate": 1e6,
+                "media_burst": 1e6,
+                # the bench holds ~2,500 sessions and authenticates 100 at a time
+                "max_connections": 20_000,
+                "max_unauthenticated": 1_000,
+            },
         }
         (self.dir / "relay.yaml").write_text(yaml.safe_dump(cfg))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         ready = self.dir / "ready.json"
-        module = ["bench.relay_patched", self.patch] if self.patch else ["bridge.cli.relay"]
-        cmd = [sys.executable, "-m", *module, "--config", str(self.dir / "relay.yaml")]
+        # relay_patched runs as a script so that ``bridge`` comes from RELAY_TREE alone
+        patched = [str(ROOT / "bench" / "relay_patched.py"), self.patch or ""]
+        module = patched if self.patch else ["-m", "bridge.cli.relay"]
+        cmd = [sys.executable, *module, "--config", str(self.dir / "relay.yaml")]
         with open(self.dir / "relay.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [*cmd, "--ready-file", str(ready)],
-                cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                [*self.wrap, *cmd, "--ready-file", str(ready)],
+                cwd=self.tree,
+                env={
+                    **os.environ,
+                    "PYTHONPATH": str(self.tree),
+                    "CROSSBAND_BENCH_PROFILE": str(self.dir / "relay.prof"),
+                },
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=_child_setup,
@@ -154,8 +180,22 @@ class Relay:
 
     @property
     def pid(self) -> int:
+        """The relay's own pid (the child of the wrapper, if it runs under one)."""
         assert self.proc is not None
-        return self.proc.pid
+        if not self.wrap:
+            return self.proc.pid
+        if not hasattr(self, "_child"):
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            self._child = int(kids.split()[0])
+        return self._child
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def loop_name(self) -> str:
+        """The event loop class the relay reported (``bench.relay_patched`` only)."""
+        lines = self.log_lines("event-loop: ")
+        return lines[-1].split(": ", 1)[1] if lines else "?"
 
     def metrics(self) -> dict[str, float]:
         url = f"http://127.0.0.1:{self.port}/metrics"
@@ -169,6 +209,17 @@ class Relay:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            if self.wrap:  # stop the relay; its wrapper then writes its output and exits
+                try:
+                    os.kill(self.pid, 15)
+                except (OSError, ValueError, IndexError):
+                    pass
+                try:
+                    self.proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is not None:
+                return
             self.proc.terminate()
             try:
                 self.proc.wait(15)
@@ -184,7 +235,8 @@ class Relay:
 class Forwarder:
     """The bare asyncio UDP forwarder, pinned to RELAY_CPU; ``count()`` asks it for its total."""
 
-    def __init__(self, sinks: list[UdpSink]) -> None:
+    def __init__(self, sinks: list[UdpSink], loop: str = "asyncio") -> None:
+        self.loop = loop  # "asyncio" or "uvloop"
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -193,6 +245,7 @@ class Forwarder:
                 ",".join(str(s.addr[1]) for s in sinks),
             ],
             cwd=ROOT,
+            env={**os.environ, "CROSSBAND_BENCH_LOOP": loop},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             preexec_fn=_child_setup,
@@ -202,6 +255,7 @@ class Forwarder:
         self.ctl = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.ctl.bind(("127.0.0.1", 0))
         self.ctl.settimeout(0.05)
+        self._tag = 0
 
     @property
     def pid(self) -> int:
@@ -210,11 +264,17 @@ class Forwarder:
     def count(self) -> int:
         """Datagrams received so far (asked again if the query drowned in a full buffer)."""
         for _ in range(100):
-            self.ctl.sendto(b"STATS", ("127.0.0.1", self.port))
-            try:
-                return int(self.ctl.recv(64))
-            except TimeoutError:
-                continue
+            self._tag += 1
+            tag = str(self._tag).encode()
+            self.ctl.sendto(b"STATS" + tag, ("127.0.0.1", self.port))
+            deadline = time.monotonic() + 0.05
+            while time.monotonic() < deadline:  # skip late answers to earlier queries
+                try:
+                    got, _, n = self.ctl.recv(64).partition(b" ")
+                except TimeoutError:
+                    break
+                if got == tag:
+                    return int(n)
         raise TimeoutError("forwarder does not answer")
 
     def stop(self) -> None:
