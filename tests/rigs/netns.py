@@ -66,8 +66,10 @@ class LossyNamespace:
     match: str = "meta l4proto udp"
 
     def argv(self, command: list[str]) -> list[str]:
-        """``command`` run inside the namespace."""
-        return ["ip", "netns", "exec", self.name, *command]
+        """``command`` run inside the namespace. ``nsenter --net`` joins only the network
+        namespace; ``ip netns exec`` would also remount ``/`` (``mount --make-rslave``), which
+        fails where ``/`` is not a mount point, as in a chroot."""
+        return ["nsenter", f"--net=/run/netns/{self.name}", "--", *command]
 
     def socket(self, kind: socket.SocketKind = socket.SOCK_DGRAM) -> socket.socket:
         """A new IPv4 socket that lives in the namespace (bind it to :attr:`ns_addr`)."""
