@@ -37,11 +37,11 @@ def run_tool(*args: str) -> None:
 
 
 def test_ruff_check() -> None:
-    run_tool("ruff", "check", "--no-fix", "--output-format", "concise", ".")
+    run_tool("ruff", "check", "--no-cache", "--no-fix", "--output-format", "concise", ".")
 
 
 def test_ruff_format() -> None:
-    run_tool("ruff", "format", "--check", ".")
+    run_tool("ruff", "format", "--no-cache", "--check", ".")
 
 
 @pytest.mark.slow
