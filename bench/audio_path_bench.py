@@ -1,10 +1,14 @@
 """The audio path end to end: mouth-to-ear delay, speech quality (PESQ), CPU per stream.
 
-Run: .venv/bin/python bench/audio_path_bench.py [--bursts 20] [--loss-runs 3]
+Run: .venv/bin/python bench/audio_path_bench.py [--bursts 20] [--loss-runs 3] [--verbose]
+(shortest: ``--bursts 1 --loss-runs 1``)
 
 Everything runs on loopback with the real relay process (``bridge.cli.relay``), two
-endpoints with :class:`~bridge.gateway.rtp.RtpGateway` (US gateway A, Canadian gateway B)
-and a radio simulated by ``tests/adapters/rtp_sender_proc.py`` in its own process.
+endpoints, each with a :class:`~bridge.gateway.Gateway` binding an
+:class:`~adapters.rtp.adapter.RtpAdapter` to the channel (US gateway A, Canadian gateway B;
+built by ``rtp_gateway`` in ``tests/adapters/gateway_rig.py`` as ``crossband endpoint``
+builds them), and a radio simulated by ``tests/adapters/rtp_sender_proc.py`` in its own
+process.
 
 (a) **Mouth-to-ear**: each burst is 1 s of silence with a 1 kHz tone starting at 300 ms,
     sent as L16/16 kHz RTP into A; the channel carries Opus; B sends L16 RTP out. The tone
@@ -14,10 +18,15 @@ and a radio simulated by ``tests/adapters/rtp_sender_proc.py`` in its own proces
     the relay hop and B's jitter buffer (the far radio's own buffer is not included).
 (b) **PESQ** (ITU-T P.862.2 wideband, ``pesq`` package) of espeak-ng speech through A →
     relay → B, L16 in/out over Opus: without loss, and with 5 % of the voice frames dropped
-    (seeded) in B's pipeline before the jitter buffer; plus G.711 μ-law in and out
-    (P.862 narrowband at 8 kHz).
+    (seeded) on their way from B's endpoint to its gateway
+    (:meth:`~bridge.gateway.Gateway.handle_event`), so before the jitter buffer of its
+    :class:`~bridge.audio.mixer.ListenMixer`; plus G.711 μ-law in and out (P.862
+    narrowband at 8 kHz).
 (c) **CPU per talk stream**, µs per 20 ms frame at 16 kHz: Opus encode + SFrame protect on
     the talker's endpoint, and SFrame unprotect + jitter buffer + Opus decode on a listener.
+
+``--verbose`` also prints B's listen-mixer counters (:class:`~bridge.audio.receiver.MixerStats`)
+of each run through the bridge: frames received, played, rebuilt by FEC, concealed, late.
 """
 
 from __future__ import annotations
@@ -41,10 +50,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge import events as ev  # noqa: E402
-from bridge.audio.codec import OpusEncoder  # noqa: E402
-from bridge.audio.talk import DEFAULT_BITRATE, ListenMixer  # noqa: E402
-from bridge.gateway.rtp import RtpGateway, load_gateway_config  # noqa: E402
+from adapters.codecs.opus import OpusEncoder  # noqa: E402
+from bridge.audio.formats import DEFAULT_BITRATE  # noqa: E402
+from bridge.audio.mixer import ListenMixer  # noqa: E402
+from bridge.endpoint import events as ev  # noqa: E402
 from crypto.group import CONTEXT_VOICE  # noqa: E402
 from tests.adapters.gateway_rig import (  # noqa: E402
     CH,
@@ -53,9 +62,11 @@ from tests.adapters.gateway_rig import (  # noqa: E402
     bursts_of,
     close_rig,
     decode_packets,
+    input_address,
     open_collector,
     open_rig,
     pcm_array,
+    rtp_gateway,
     run_sender,
     speech_like,
     wait_process,
@@ -64,7 +75,7 @@ from tests.world import make_world  # noqa: E402
 
 L16 = {"name": "l16", "pt": 97, "clock_rate": 16000}
 PCMU = {"name": "pcmu"}
-STATS: list[Any] = []  # the listen mixer's counters of each run, for --verbose
+STATS: list[tuple[str, Any]] = []  # B's listen-mixer counters of each run, for --verbose
 SENTENCES = (
     "Sarnia, this is Blaine. The vessel is holding position two miles north of the line. "
     "Request you keep channel seven clear until the boarding team reports back."
@@ -72,6 +83,7 @@ SENTENCES = (
 
 
 def mapping(payload: dict[str, Any], *, out_port: int | None) -> dict[str, Any]:
+    """The ``rtp`` section of a gateway: the channel's RTP input (A) or output (B)."""
     ch: dict[str, Any] = {"channel": CH}
     if out_port is None:
         ch["input"] = {"port": 0, "payload": payload, "hang_time": 0.2}
@@ -93,8 +105,8 @@ async def through_bridge(
     """Send ``pcm`` ``bursts`` times; per burst, (arrival time, PCM) of every output packet,
     and the send times of the input packets."""
     collector = await open_collector()
-    gw_a = RtpGateway(rig.a, load_gateway_config(mapping(payload, out_port=None)))
-    gw_b = RtpGateway(rig.b, load_gateway_config(mapping(payload, out_port=collector.port)))
+    gw_a = rtp_gateway(rig.a, mapping(payload, out_port=None))
+    gw_b = rtp_gateway(rig.b, mapping(payload, out_port=collector.port))
     rng = random.Random(seed)
     pump: asyncio.Task[None] | None = None
 
@@ -113,7 +125,7 @@ async def through_bridge(
         log = rig.tmp / "sent.json"
         src.write_bytes(pcm)
         proc = run_sender(
-            gw_a.input_address(CH)[1],
+            input_address(gw_a, CH)[1],
             payload["name"],
             src,
             rate=rate,
@@ -126,7 +138,7 @@ async def through_bridge(
         await collector.wait_quiet(0.6, timeout=30)
         mixer = gw_b.channels[CH].mixer
         if mixer is not None:
-            STATS.append(mixer.stats)
+            STATS.append((f"{payload['name']} loss {loss:.0%} seed {seed}", mixer.stats))
         out = []
         for burst in bursts_of(collector.packets):
             pcms = decode_packets([p for _t, p in burst], payload["name"])
@@ -207,7 +219,7 @@ def cpu_per_stream(frames: int = 500) -> dict[str, float]:
     t3 = time.perf_counter()
     mixer = ListenMixer(CH)
     for i, r in enumerate(received):
-        mixer.handle_event(ev.Voice(CH, r.sender, r.payload, r.ctr, 0.0), i * 0.02)
+        mixer.voice(r.sender, r.ctr, r.payload, i * 0.02)
         mixer.tick(i * 0.02)
     t4 = time.perf_counter()
     n = len(chunks)
@@ -275,9 +287,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--bursts", type=int, default=20)
     ap.add_argument("--loss-runs", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true", help="B's listen-mixer counters per run")
     args = ap.parse_args()
+    if args.bursts < 1 or args.loss_runs < 1:
+        ap.error("--bursts and --loss-runs must be at least 1")
     for line in asyncio.run(run(args)):
         print(line)
+    if args.verbose:
+        for label, stats in STATS:
+            print(f"    mixer at B, {label}: {stats}")
 
 
 if __name__ == "__main__":
