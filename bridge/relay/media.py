@@ -4,13 +4,16 @@ The relay knows from the verified commits which sender index belongs to which de
 voice frame is forwarded only if its KID names the sending session's own index, the session's
 device holds the floor, and the channel exists; then it goes to every other online member of
 the channel, nobody else. Observers have no index and never get the floor. Kept lean: no
-allocation per datagram beyond the target lists the driver needs.
+allocation per datagram: the target lists of each (channel, sender) are cached, and the cache
+is emptied whenever they could change (a session authenticates or leaves, a channel's roster
+is installed or torn down, a session's UDP address changes). The driver must not mutate them.
 """
 
 from __future__ import annotations
 
 import hmac
 import struct
+from typing import Any
 
 from bridge.relay.base import CoreBase
 from bridge.relay.state import Channel, Session
@@ -23,10 +26,20 @@ _UDP_MIN = _UDP_HEAD + p.MAC_LEN
 _UDP_MEDIA_MIN = _UDP_HEAD + 4 + p.MAC_LEN + 2
 
 
+Targets = tuple[list[tuple[str, int]], list[int]]
+
+
 class MediaMixin(CoreBase):
-    def route(
-        self, s: Session, channel_no: int, frame: bytes, now: float
-    ) -> tuple[list[tuple[str, int]], list[int]] | None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (channel number, sender) -> (channel, its members set, udp targets, ws targets)
+        self._fanout: dict[tuple[int, str], tuple[Channel, frozenset[str], Targets]] = {}
+
+    def invalidate_targets(self) -> None:
+        """Who is online, a roster or an address changed: rebuild the target lists lazily."""
+        self._fanout.clear()
+
+    def route(self, s: Session, channel_no: int, frame: bytes, now: float) -> Targets | None:
         """Check one voice frame and return (udp addresses, websocket session ids) to send to."""
         self.metrics.c["frames_in"] += 1
         chan = self.by_no.get(channel_no)
@@ -48,8 +61,18 @@ class MediaMixin(CoreBase):
         self.remote.publish(chan.id, device, frame)
         return self._local_targets(chan, device)
 
-    def _local_targets(self, chan: Channel, sender: str) -> tuple[list[tuple[str, int]], list[int]]:
+    def _local_targets(self, chan: Channel, sender: str) -> Targets:
         """The members of ``chan`` connected to this node, but the sender: (UDP, WebSocket)."""
+        hit = self._fanout.get((chan.no, sender))
+        if hit is not None and hit[0] is chan and hit[1] is chan.members:
+            udp, ws = hit[2]
+        else:
+            udp, ws = self._build_targets(chan, sender)
+            self._fanout[(chan.no, sender)] = (chan, chan.members, (udp, ws))
+        self.metrics.c["frames_out"] += len(udp) + len(ws)
+        return udp, ws
+
+    def _build_targets(self, chan: Channel, sender: str) -> Targets:
         udp: list[tuple[str, int]] = []
         ws: list[int] = []
         by_device = self.by_device
@@ -63,7 +86,6 @@ class MediaMixin(CoreBase):
                 udp.append(other.udp_addr)
             else:
                 ws.append(other.id)
-        self.metrics.c["frames_out"] += len(udp) + len(ws)
         return udp, ws
 
     def from_remote(
@@ -92,13 +114,14 @@ class MediaMixin(CoreBase):
             self.metrics.drop("bad-mac")
             return None
         kind = data[1]
-        if kind == p.UDP_REGISTER:
-            s.udp_addr = addr
-            return None
-        if kind != p.UDP_MEDIA or len(data) < _UDP_MEDIA_MIN:
+        if kind != p.UDP_REGISTER and (kind != p.UDP_MEDIA or len(data) < _UDP_MEDIA_MIN):
             self.metrics.drop("malformed")
             return None
-        s.udp_addr = addr
+        if s.udp_addr != addr:  # registered or moved: the target lists name the old one
+            s.udp_addr = addr
+            self.invalidate_targets()
+        if kind == p.UDP_REGISTER:
+            return None
         channel_no = _CH.unpack_from(data, _UDP_HEAD)[0]
         frame = data[_UDP_HEAD + 4 : -p.MAC_LEN]
         targets = self.route(s, channel_no, frame, now)

@@ -22,9 +22,11 @@ import logging
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from prometheus_client import Counter
 
 from bridge.errors import ProtocolError
 from bridge.relay.base import safe_rid
@@ -33,6 +35,7 @@ from bridge.relay.core import RelayCore
 from bridge.relay.jobs import Depth, Job, StoreFailure, execute
 from bridge.relay.metrics import new_registry, render_metrics
 from bridge.relay.state import Outcome
+from bridge.relay.udp import UdpPort
 from bridge.wire import control as p
 
 log = logging.getLogger("crossband.relay")
@@ -40,19 +43,13 @@ WS_BACKLOG = 256 * 1024  # bytes queued to a WebSocket listener before its voice
 TIMER_RETRY = 1.0  # seconds before the timer runs again after handle_timer raised
 
 
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, server: RelayServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
+@dataclass(slots=True)
+class _Pending:
+    """One listener's WebSocket frames gathered during this loop pass."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.server.on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("event=udp-error errno=%s", getattr(exc, "errno", None))
+    transport: asyncio.Transport
+    room: int  # bytes it may still take before WS_BACKLOG; negative: later frames skipped
+    frames: list[bytes]
 
 
 class RelayServer:
@@ -71,14 +68,21 @@ class RelayServer:
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._conns: dict[int, Connection] = {}
         self._transports: dict[int, asyncio.Transport] = {}
-        self._udp: _Udp | None = None
+        self._udp: UdpPort | None = None
         self._runner: web.AppRunner | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._ws_pending: dict[int, _Pending] = {}
+        self._ws_flush: asyncio.Handle | None = None
         self._depth = 0
         self._loop: asyncio.AbstractEventLoop  # set by start()
         self.registry = new_registry(core.metrics, lambda: core.gauges(self._depth))
+        self._udp_dropped = Counter(
+            "crossband_udp_send_dropped",
+            "UDP voice copies the kernel refused (send buffer full or error), dropped",
+            registry=self.registry,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -96,12 +100,10 @@ class RelayServer:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         loop = self._loop = asyncio.get_running_loop()
         if self.udp_port is not None:
-            _, proto = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(self.host, self.udp_port)
+            self._udp = UdpPort.open(
+                self.host, self.udp_port, loop, self.on_datagram, self._udp_send_dropped
             )
-            self._udp = proto
-            assert proto.transport is not None
-            self.udp_port = proto.transport.get_extra_info("sockname")[1]
+            self.udp_port = self._udp.port
             self.core.config.udp_port = self.udp_port
         await self.apply(self.core.handle_timer(*self._clock()))  # first sweep, old channels
         # Everything built so far lives as long as the relay: keep the collector off it
@@ -114,9 +116,12 @@ class RelayServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._ws_flush is not None:
+            self._ws_flush.cancel()
+            self._ws_flush, self._ws_pending = None, {}
         await asyncio.gather(*(conn.shutdown() for conn in list(self._conns.values())))
-        if self._udp and self._udp.transport:
-            self._udp.transport.close()
+        if self._udp is not None:
+            self._udp.close()
         if self._runner:
             await self._runner.cleanup()
         for task in list(self._tasks):
@@ -312,28 +317,55 @@ class RelayServer:
     def _fan_out(
         self, channel_no: int, frame: bytes, udp: list[tuple[str, int]], ws: list[int]
     ) -> None:
-        if udp and self._udp and self._udp.transport:
-            out = p.udp_media_down(channel_no, frame)
-            sendto = self._udp.transport.sendto
-            for addr in udp:
-                sendto(out, addr)
+        if udp and self._udp is not None:
+            self._udp.send(p.udp_media_down(channel_no, frame), udp)
         if ws:
-            # One unmasked binary WebSocket frame (RFC 6455 §5.2), built once and written to
-            # every listener's transport: no task and no copy per listener. aiohttp writes its
-            # own frames synchronously too, so frames never interleave. Compression is off
-            # on these connections, so the frame is valid for all of them.
+            # One unmasked binary WebSocket frame (RFC 6455 §5.2), built once for every
+            # listener: compression is off on these connections, so it is valid for all.
             payload = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
             n = len(payload)
             head = bytes((0x82, n)) if n < 126 else bytes((0x82, 126)) + n.to_bytes(2, "big")
-            data = head + payload
-            for sid in ws:
+            self._queue_ws(head + payload, ws)
+
+    def _queue_ws(self, data: bytes, ws: list[int]) -> None:
+        """Gather this loop pass's frames per listener; :meth:`_flush_ws` writes each
+        listener's frames with one ``write`` (one ``send`` system call instead of one per
+        frame). A listener whose buffered plus gathered voice passes ``WS_BACKLOG`` loses the
+        frame (a stalled listener loses voice; its control queue drops it if it stays so)."""
+        pending = self._ws_pending
+        if not pending:
+            self._ws_flush = self._loop.call_soon(self._flush_ws)
+        size = len(data)
+        for sid in ws:
+            entry = pending.get(sid)
+            if entry is None:
                 transport = self._transports.get(sid)
                 if transport is None or transport.is_closing():
                     continue
-                if transport.get_write_buffer_size() > WS_BACKLOG:
-                    self.core.metrics.drop("ws-backlog")  # a stalled listener loses voice
+                room = WS_BACKLOG - transport.get_write_buffer_size()
+                if room < 0:
+                    self.core.metrics.drop("ws-backlog")
                     continue
-                transport.write(data)
+                pending[sid] = _Pending(transport, room - size, [data])
+            elif entry.room < 0:
+                self.core.metrics.drop("ws-backlog")
+            else:
+                entry.room -= size
+                entry.frames.append(data)
+
+    def _flush_ws(self) -> None:
+        pending, self._ws_pending = self._ws_pending, {}
+        self._ws_flush = None
+        for entry in pending.values():
+            if entry.transport.is_closing():
+                continue
+            frames = entry.frames
+            # aiohttp writes its own frames synchronously too, so frames never interleave.
+            entry.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def _udp_send_dropped(self) -> None:
+        self._udp_dropped.inc()
+        self.core.metrics.drop("udp-send")
 
     # -- http ----------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from bridge.errors import RemoteProtocolError
@@ -37,6 +38,8 @@ MAX_LOOKUP = 1000
 
 
 class SessionsMixin(CoreBase):
+    invalidate_targets: Callable[[], None]  # MediaMixin: who is online changed
+
     def connect(self, now: float) -> tuple[int, str]:
         """A new connection: its session id and the challenge, or ``overloaded``."""
         cfg = self.config
@@ -69,6 +72,7 @@ class SessionsMixin(CoreBase):
             return out
         if self.by_device.get(s.device) is s:
             del self.by_device[s.device]
+            self.invalidate_targets()
         self.by_token.pop(s.token, None)
         for chan in self.channels.values():
             if s.device in chan.members:
@@ -124,6 +128,7 @@ class SessionsMixin(CoreBase):
         s.token, s.udp_key = os.urandom(p.TOKEN_LEN), os.urandom(32)
         self.by_device[cred.device] = s
         self.by_token[s.token] = s
+        self.invalidate_targets()
         self._audit("auth", wall, device=cred.device, session=sid, serial=cred.serial)
         mine = [c for c in self.channels.values() if cred.device in c.members]
         welcome = p.control(
