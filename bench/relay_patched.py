@@ -110,72 +110,6 @@ def _audit_thread() -> None:
     r.RelayCore._audit = _audit  # type: ignore[method-assign]
 
 
-def _rawsend() -> None:
-    from bridge.relay import server as rs
-    from bridge.wire import control as p
-
-    original = rs.RelayServer._fan_out
-
-    def _fan_out(self: Any, channel_no: int, frame: bytes, udp: list[Any], ws: list[int]) -> None:
-        if udp and self._udp and self._udp.transport:
-            transport = self._udp.transport
-            out = p.udp_media_down(channel_no, frame)
-            sendto = transport._sock.sendto
-            for i, addr in enumerate(udp):
-                if transport._buffer:  # the transport is queueing: keep the order
-                    for rest in udp[i:]:
-                        transport.sendto(out, rest)
-                    break
-                try:
-                    sendto(out, addr)
-                except (BlockingIOError, InterruptedError):
-                    transport.sendto(out, addr)
-                except OSError as exc:
-                    transport._protocol.error_received(exc)
-        if ws:
-            original(self, channel_no, frame, [], ws)
-
-    rs.RelayServer._fan_out = _fan_out  # type: ignore[method-assign]
-
-
-def _wsdirect() -> None:
-    from bridge.relay import server as rs
-    from bridge.wire import control as p
-
-    original = rs.RelayServer._fan_out
-
-    def _fan_out(self: Any, channel_no: int, frame: bytes, udp: list[Any], ws: list[int]) -> None:
-        if udp:
-            original(self, channel_no, frame, udp, [])
-        if not ws:
-            return
-        payload = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
-        n = len(payload)  # one unmasked binary frame (RFC 6455 §5.2), built once
-        data = (
-            bytes((0x82, n)) if n < 126 else bytes((0x82, 126)) + n.to_bytes(2, "big")
-        ) + payload
-        slow = []
-        for sid in ws:
-            conn = self._ws.get(sid)
-            if conn is None or conn.closed:
-                continue
-            writer = conn._writer
-            if conn.compress or writer is None:
-                slow.append(sid)  # permessage-deflate negotiated: let aiohttp frame it
-                continue
-            transport = writer.transport
-            if transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() > 256 * 1024:
-                self.core.metrics.drop("ws-backlog")  # a stalled listener loses voice, not RAM
-                continue
-            transport.write(data)
-        if slow:
-            original(self, channel_no, frame, [], slow)
-
-    rs.RelayServer._fan_out = _fan_out  # type: ignore[method-assign]
-
-
 def _uvloop() -> None:
     import uvloop
 
@@ -192,139 +126,6 @@ def _asyncio_loop() -> None:
     uvloop.run = asyncio.run  # type: ignore[assignment]
     uvloop.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
     uvloop.EventLoopPolicy = asyncio.DefaultEventLoopPolicy  # type: ignore[assignment,misc]
-
-
-def _udpbatch() -> None:
-    import socket
-
-    from bridge.relay import server as rs
-    from bridge.wire import control as p
-
-    original_start, original_fan_out = rs.RelayServer.start, rs.RelayServer._fan_out
-
-    async def start(self: Any) -> None:
-        await original_start(self)
-        if self._udp is None or self._udp.transport is None:
-            return
-        self._udp.transport.close()
-        await asyncio.sleep(0)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((self.host, self.udp_port))
-        sock.setblocking(False)
-        self._raw_udp = sock
-        recvfrom, on_datagram = sock.recvfrom, self.on_datagram
-
-        def drain() -> None:
-            for _ in range(64):
-                try:
-                    data, addr = recvfrom(2048)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    continue
-                on_datagram(data, addr)
-
-        asyncio.get_running_loop().add_reader(sock.fileno(), drain)
-
-    def _fan_out(self: Any, channel_no: int, frame: bytes, udp: list[Any], ws: list[int]) -> None:
-        sock = getattr(self, "_raw_udp", None)
-        if udp and sock is not None:
-            out, sendto = p.udp_media_down(channel_no, frame), sock.sendto
-            for addr in udp:
-                try:
-                    sendto(out, addr)
-                except OSError:  # full send buffer: this listener loses this frame
-                    self.core.metrics.drop("udp-send")
-            udp = []
-        if udp or ws:
-            original_fan_out(self, channel_no, frame, udp, ws)
-
-    rs.RelayServer.start = start  # type: ignore[method-assign]
-    rs.RelayServer._fan_out = _fan_out  # type: ignore[method-assign]
-
-
-def _fanoutcache() -> None:
-    from bridge.relay import core as rc
-    from bridge.relay import state as st
-
-    version = [0]
-
-    def bump(*_a: Any) -> None:
-        version[0] += 1
-
-    def get_addr(self: Any) -> Any:
-        return self.__dict__.get("_udp_addr")
-
-    def set_addr(self: Any, value: Any) -> None:
-        if self.__dict__.get("_udp_addr") != value:
-            self.__dict__["_udp_addr"] = value
-            version[0] += 1
-
-    st.Session.udp_addr = property(get_addr, set_addr)  # type: ignore[assignment]
-    for cls, names in ((rc.RelayCore, ("authenticate", "disconnect")), (st.Channel, ("install",))):
-        for name in names:
-            fn = getattr(cls, name)
-
-            def wrapped(*a: Any, fn: Any = fn, **kw: Any) -> Any:
-                version[0] += 1
-                return fn(*a, **kw)
-
-            setattr(cls, name, wrapped)
-    original = rc.RelayCore._local_targets
-    cache: dict[tuple[int, str], tuple[int, list[Any], list[int]]] = {}
-
-    def _local_targets(self: Any, chan: Any, sender: str) -> tuple[list[Any], list[int]]:
-        key = (id(chan), sender)
-        hit = cache.get(key)
-        if hit is None or hit[0] != version[0]:
-            udp, ws = original(self, chan, sender)
-            cache[key] = (version[0], udp, ws)
-            return udp, ws
-        self.metrics.c["frames_out"] += len(hit[1]) + len(hit[2])
-        return hit[1], hit[2]
-
-    rc.RelayCore._local_targets = _local_targets  # type: ignore[method-assign]
-
-
-def _wscoalesce() -> None:
-    from bridge.relay import server as rs
-    from bridge.wire import control as p
-
-    original = rs.RelayServer._fan_out
-    backlog = getattr(rs, "WS_BACKLOG", 256 * 1024)
-
-    def flush(self: Any) -> None:
-        pending, self._ws_pending = self._ws_pending, {}
-        for transport, *chunks in pending.values():
-            if not transport.is_closing():
-                transport.write(b"".join(chunks))
-
-    def _fan_out(self: Any, channel_no: int, frame: bytes, udp: list[Any], ws: list[int]) -> None:
-        if udp:
-            original(self, channel_no, frame, udp, [])
-        if not ws:
-            return
-        payload = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
-        n = len(payload)
-        head = bytes((0x82, n)) if n < 126 else bytes((0x82, 126)) + n.to_bytes(2, "big")
-        data = head + payload
-        pending = self.__dict__.setdefault("_ws_pending", {})
-        if not pending:
-            asyncio.get_running_loop().call_soon(flush, self)
-        for sid in ws:
-            queued = pending.get(sid)
-            if queued is not None:
-                queued.append(data)
-                continue
-            transport = self._transports.get(sid)
-            if transport is None or transport.is_closing():
-                continue
-            if transport.get_write_buffer_size() > backlog:
-                self.core.metrics.drop("ws-backlog")
-                continue
-            pending[sid] = [transport, data]
-
-    rs.RelayServer._fan_out = _fan_out  # type: ignore[method-assign]
 
 
 def _gcfreeze_auth() -> None:
@@ -350,20 +151,30 @@ def _gcfreeze_auth() -> None:
     rs.RelayServer.start = start  # type: ignore[method-assign]
 
 
+def _shipped(name: str) -> Any:
+    """A patch the relay now ships (batched UDP reads and direct sendto in bridge/relay/udp.py,
+    cached fan-out lists in media.py, one WebSocket write per listener per pass in server.py)."""
+
+    def refuse() -> None:
+        raise SystemExit(f"relay patch {name!r} is part of the relay since issue 7; run without it")
+
+    return refuse
+
+
 PATCHES = {
     "gclog": _gclog,
     "looplag": _looplag,
     "gcfreeze": _gcfreeze,
     "audit-thread": _audit_thread,
-    "rawsend": _rawsend,
-    "wsdirect": _wsdirect,
+    "rawsend": _shipped("rawsend"),
+    "wsdirect": _shipped("wsdirect"),
     "uvloop": _uvloop,
     "asyncio-loop": _asyncio_loop,
     "cprofile": _cprofile,
     "stallstack": _stallstack,
-    "udpbatch": _udpbatch,
-    "fanoutcache": _fanoutcache,
-    "wscoalesce": _wscoalesce,
+    "udpbatch": _shipped("udpbatch"),
+    "fanoutcache": _shipped("fanoutcache"),
+    "wscoalesce": _shipped("wscoalesce"),
     "gcfreeze-auth": _gcfreeze_auth,
 }
 

@@ -64,7 +64,7 @@ LOOP_PATCH = {"asyncio": "asyncio-loop", "uvloop": "uvloop"}
 class Side:
     """One relay under test (one event loop) and its own copy of every channel's clients."""
 
-    loop: str  # label: the loop, then any patches of this side only ("asyncio+udpbatch")
+    loop: str  # label: the loop, then any patches of this side only ("asyncio+gcfreeze-auth")
     bench: Bench
     udp: list[Chan]
     ws: list[Chan]
@@ -372,7 +372,7 @@ def main() -> None:
         "--loops",
         default="asyncio,uvloop",
         help="relays to compare: LOOP[+PATCH...][@TREE] each, e.g. "
-        "asyncio,asyncio+udpbatch+fanoutcache or uvloop@/tmp/old,uvloop (TREE: the source "
+        "asyncio,asyncio+gcfreeze-auth or uvloop@/tmp/old,uvloop (TREE: the source "
         "tree that relay runs from; default $CROSSBAND_BENCH_RELAY_TREE or this checkout)",
     )
     ap.add_argument("--rounds", type=int, help="rounds per comparison (default 3, quick 2)")
