@@ -27,7 +27,7 @@ from adapters.rtp.packet import RtpPacket, parse_rtp
 from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
 from bridge.gateway import Binding, ChannelAudio, Gateway
-from tests.bridge.harness import RelayProcess, drain, endpoint, next_event
+from tests.bridge.harness import RelayProcess, drain, endpoint, next_event, until
 from tests.world import World, make_world
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,10 +64,8 @@ async def open_rig(tmp: Path, **relay_options: Any) -> Rig:
         for ep in eps:
             await next_event(ep, ev.ChannelUpdated, channel=CH, epoch=1, timeout=10)
             drain(ep)
-        for _ in range(100):  # the channel number reaches both endpoints with the commit
-            if CH in a.channel_no and CH in b.channel_no:
-                break
-            await asyncio.sleep(0.02)
+        # the channel number reaches both endpoints with the commit; fail if it does not
+        await until(lambda: CH in a.channel_no and CH in b.channel_no, 2.0, "channel numbers")
         return Rig(tmp, world, relay, a, b)
     except BaseException:
         for ep in eps:
