@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from bench.relay_load import UdpSink
+from bridge.demo.relay_process import free_port
 from crypto.identity import TrustBundle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,12 +107,6 @@ class Meter:
             (time.process_time() - self._own) / dt,
             max(0.0, other) / dt,
         )
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Relay:

@@ -71,22 +71,7 @@ from bridge.floor.events import (
     _check_time,
 )
 
-__all__ = [
-    "Priority",
-    "FloorState",
-    "FloorGranted",
-    "FloorDenied",
-    "FloorQueued",
-    "FloorReleased",
-    "FloorRevoked",
-    "EmergencyStarted",
-    "EmergencyCleared",
-    "FloorIdle",
-    "Event",
-    "QueuedRequest",
-    "FloorSnapshot",
-    "FloorControl",
-]
+__all__ = ["FloorControl"]
 
 
 # ---- transition tables ------------------------------------------------------------------

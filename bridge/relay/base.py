@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bridge.errors import AuditLogError, RemoteProtocolError
-from bridge.floor.control import Event, FloorControl
+from bridge.floor.control import FloorControl
+from bridge.floor.events import Event
 from bridge.relay.metrics import Metrics
 from bridge.relay.state import (
     AuditSink,
@@ -83,6 +84,13 @@ class CoreBase:
         self.store_failing = False
         self._next_sid = 1
         self.wall_offset = 0.0  # wall - monotonic, as of the last input that gave both
+        self.committing: dict[str, int] = {}  # channel -> epoch whose write is in flight
+        self.listed: set[str] = set()  # channels in the stored "channels" list
+        self.next_expire: float | None = None
+        self._restore(store)
+
+    def _restore(self, store: ForwardStore) -> None:
+        """Start-up state read from the store before anybody is served (RelayCore's)."""
 
     # -- time --------------------------------------------------------------------------------
 

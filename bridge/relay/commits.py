@@ -34,9 +34,6 @@ MIN_COMMIT_TTL = 60.0
 
 
 class CommitsMixin(CoreBase):
-    committing: dict[str, int]  # channel -> epoch whose write is in flight
-    listed: set[str]  # channels in the stored "channels" list (written in job order)
-
     def _refuse_commit(
         self, s: Session, code: str, detail: str, rid: str | None, ch: Any, epoch: Any
     ) -> Outcome:

@@ -33,11 +33,8 @@ from bridge.relay.messages import MessagesMixin
 from bridge.relay.metrics import Gauges
 from bridge.relay.sessions import SessionsMixin
 from bridge.relay.state import (
-    AuditSink,
-    FloorArbiter,
     Outcome,
     RelayConfig,
-    RemoteFanout,
     Send,
     Session,
 )
@@ -45,7 +42,6 @@ from bridge.relay.store import ForwardStore
 from bridge.wire import control as p
 from crypto.agreement import RevocationList, verify_revocation_list
 from crypto.channel import CommitBundle
-from crypto.identity import TrustBundle
 
 __all__ = ["Job", "Outcome", "RelayConfig", "RelayCore", "Send"]
 
@@ -69,25 +65,6 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
         "lookup": SessionsMixin._on_lookup,
         "revocation": SessionsMixin._on_revocation,
     }
-
-    def __init__(
-        self,
-        trust: TrustBundle,
-        store: ForwardStore,
-        audit: AuditSink,
-        config: RelayConfig | None = None,
-        revocations: dict[str, RevocationList] | None = None,
-        *,
-        floor_factory: Callable[[RelayConfig], FloorArbiter] | None = None,
-        remote: RemoteFanout | None = None,
-    ) -> None:
-        super().__init__(
-            trust, store, audit, config, revocations, floor_factory=floor_factory, remote=remote
-        )
-        self.committing = {}
-        self.listed = set()
-        self.next_expire: float | None = None
-        self._restore(store)
 
     def _restore(self, store: ForwardStore) -> None:
         """Start-up only, before the driver serves anybody: the last heads and revocations."""

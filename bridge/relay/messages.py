@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.errors import RemoteProtocolError
-from bridge.floor.control import Priority
+from bridge.floor.events import Priority
 from bridge.relay.base import CoreBase, deliver_msg, safe_rid
 from bridge.relay.jobs import Ack, Enqueue, Job
 from bridge.relay.state import Outcome, Session

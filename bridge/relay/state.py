@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bridge.floor.control import Event, FloorSnapshot, Priority
+from bridge.floor.events import Event, FloorSnapshot, Priority
 from bridge.relay.ratelimit import TokenBucket
 from crypto.agreement import Agreement
 from crypto.channel import Commit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.floor.control import (
+from bridge.floor.events import (
     EmergencyCleared,
     EmergencyStarted,
     Event,

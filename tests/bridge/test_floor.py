@@ -7,11 +7,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from bridge.floor.control import (
+from bridge.floor.control import FloorControl
+from bridge.floor.events import (
     EmergencyCleared,
     EmergencyStarted,
     Event,
-    FloorControl,
     FloorDenied,
     FloorGranted,
     FloorIdle,

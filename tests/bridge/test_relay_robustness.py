@@ -11,7 +11,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -28,15 +27,12 @@ from bridge.wire import control as p
 from crypto.keyfile import save_device
 from tests.bridge.harness import ROOT, RelayProcess, endpoint, next_event, until
 from tests.bridge.test_relay_e2e import CH, metrics, roster, talk
-from tests.world import World, make_world
+from tests.world import World, dispatch_and_vessel
 
 
 @pytest.fixture
 def world() -> World:
-    w = make_world(now=int(time.time()))
-    w.device("us-cbp", "dispatch-1", ("dispatcher", "member"))
-    w.device("ca-rcmp", "vessel-1", ("member",))
-    return w
+    return dispatch_and_vessel()
 
 
 async def test_malformed_input_gets_coded_errors_and_harms_nobody(

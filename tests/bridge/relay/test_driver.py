@@ -18,7 +18,7 @@ from bridge.relay.state import RelayConfig
 from bridge.wire import control as p
 from tests.bridge.relay.helpers import NullAudit
 from tests.bridge.relay.net import RawWebSocket, auth_msg, http_get, parse_metrics
-from tests.world import World, make_world
+from tests.world import World, dispatch_and_vessel
 
 # Every name the hand-written exposition had; tests, the demo and bench/ read some of them.
 OLD_NAMES = [
@@ -44,10 +44,7 @@ OLD_NAMES = [
 
 @pytest.fixture
 def world() -> World:
-    w = make_world(now=int(time.time()))
-    w.device("us-cbp", "dispatch-1", ("dispatcher", "member"))
-    w.device("ca-rcmp", "vessel-1", ("member",))
-    return w
+    return dispatch_and_vessel()
 
 
 async def _logged_in(port: int, world: World, device: str = "us-cbp/dispatch-1") -> RawWebSocket:

@@ -6,7 +6,6 @@ and counted in ``/metrics``."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from bridge.endpoint import events as ev
 from tests.bridge.harness import RelayProcess, endpoint, next_event, until
 from tests.bridge.relay.net import RawWebSocket, auth_msg, parse_metrics
-from tests.world import World, make_world
+from tests.world import World, dispatch_and_vessel
 
 CH = "inc-slow"
 TEXT = 60 * 1024  # each text ~110 KB on the wire once signed, sealed and base64-encoded
@@ -23,9 +22,7 @@ TEXTS = 100  # ~11 MB for the stalled member: far past its 1 MiB queue and socke
 
 @pytest.fixture
 def world() -> World:
-    w = make_world(now=int(time.time()))
-    w.device("us-cbp", "dispatch-1", ("dispatcher", "member"))
-    w.device("ca-rcmp", "vessel-1", ("member",))
+    w = dispatch_and_vessel()
     w.device("ca-rcmp", "stalled", ("member",))
     return w
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,14 @@ from bridge.errors import RelayError
 from bridge.wire import control as p
 from tests.bridge.harness import RelayProcess, endpoint, next_event
 from tests.bridge.relay.net import http_get, parse_metrics
-from tests.world import World, make_world
+from tests.world import World, dispatch_and_vessel
 
 CH = "inc-store"
 
 
 @pytest.fixture
 def world() -> World:
-    w = make_world(now=int(time.time()))
-    w.device("us-cbp", "dispatch-1", ("dispatcher", "member"))
-    w.device("ca-rcmp", "vessel-1", ("member",))
-    return w
+    return dispatch_and_vessel()
 
 
 async def test_store_failure_is_a_coded_error_not_a_reconnect_storm(
