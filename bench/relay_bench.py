@@ -291,7 +291,8 @@ class Bench:
         for c in chans:
             assert c.conn is not None
             bundle = base64.b64encode(c.bundle.encode()).decode()
-            c.conn.send_control(p.control("commit", bundle=bundle))
+            hints = {"ch": c.bundle.commit.channel, "epoch": c.bundle.commit.epoch}
+            c.conn.send_control(p.control("commit", bundle=bundle, **hints))
         for c in chans:
             assert c.conn is not None
             _, msg = c.conn.wait_text(

@@ -21,7 +21,7 @@ as the median round with the range over rounds:
   Target: p99 <= 2 ms.
 - **flood**: the same, with and without an authenticated device in no channel flooding the
   relay with 4 MB commits (fault 7, :class:`bench.relay_stress.Flood`), validly signed by a
-  third device and sent without ``ch``/``epoch`` hints; **flood-dispatcher** the same from a
+  third device and naming its (new) channel and epoch; **flood-dispatcher** the same from a
   device holding the dispatcher role (which the relay cannot refuse by role alone).
   Target: p99 <= 5 ms.
 

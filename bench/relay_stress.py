@@ -93,7 +93,8 @@ def flood_commit(world: World, members: int = FLOOD_MEMBERS) -> bytes:
     ]
     while True:
         bundle = world.commit(issuer, roster, None, "flood-target")
-        text = p.control("commit", bundle=base64.b64encode(bundle.encode()).decode())
+        b64 = base64.b64encode(bundle.encode()).decode()
+        text = p.control("commit", bundle=b64, ch="flood-target", epoch=1)
         if len(text) <= p.MAX_CONTROL - 1024:
             return client_frame(OP_TEXT, text.encode())
         roster = roster[: len(roster) - 20]

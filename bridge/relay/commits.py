@@ -9,10 +9,11 @@ failed write is answered ``store-failed`` and changes nothing.
 
 Cheap checks come first, before a (up to 4 MB) bundle is decoded. Its size was charged to
 the sender's rate limit before it was even parsed (``RelayCore.admit``); the sender must hold
-the dispatcher role; and when the message names its channel and epoch (``ch``, ``epoch``:
-optional hints, checked against the bundle once decoded), a stale epoch is told to rebase and
-a dispatcher whose agency the channel's agreement does not allow to dispatch is refused, all
-without decoding.
+the dispatcher role; the message must name its channel and epoch (``ch``, ``epoch``, checked
+against the bundle once decoded), so that, all without decoding, a stale epoch is told to
+rebase, and for an existing channel a sender the current head does not list, or whose agency
+its agreement does not allow to dispatch, is refused (only a member of the previous roster
+may issue the next commit: :func:`crypto.channel.verify_commit`).
 """
 
 from __future__ import annotations
@@ -37,31 +38,26 @@ class CommitsMixin(CoreBase):
     def _refuse_commit(
         self, s: Session, code: str, detail: str, rid: str | None, ch: Any, epoch: Any
     ) -> Outcome:
-        hints = {"ch": ch, "epoch": epoch} if ch is not None and epoch is not None else {}
-        return Outcome([(s.id, p.error(code, detail, rid=rid, **hints))])
+        return Outcome([(s.id, p.error(code, detail, rid=rid, ch=ch, epoch=epoch))])
 
     def _on_commit(self, s: Session, msg: dict[str, Any], now: float, wall: float) -> Outcome:
         rid = safe_rid(msg)
-        raw = msg["bundle"]
-        ch, epoch = msg.get("ch"), msg.get("epoch")
-        if not isinstance(ch, str) or isinstance(epoch, bool) or not isinstance(epoch, int):
-            ch = epoch = None
+        raw, ch, epoch = msg["bundle"], msg["ch"], msg["epoch"]  # types checked by the parser
         if len(raw) > p.MAX_CONTROL:
             raise RemoteProtocolError(p.Codes.TOO_LARGE)
         assert s.cred is not None and s.device is not None
         if not s.cred.has_role("dispatcher"):
             return self._refuse_commit(s, p.Codes.COMMIT_REFUSED, "not-dispatcher", rid, ch, epoch)
         self._require_audit()
-        if ch is not None and epoch is not None:
-            early = self._check_hints(s, rid, ch, epoch)
-            if early is not None:
-                return early
+        early = self._check_hints(s, rid, ch, epoch)
+        if early is not None:
+            return early
         try:
             bundle = CommitBundle.decode(p.unb64(raw))
         except VerificationError as exc:
             raise RemoteProtocolError(p.Codes.MALFORMED, f"commit: {exc.code.value}")
         c = bundle.commit
-        if ch is not None and (c.channel, c.epoch) != (ch, epoch):
+        if (c.channel, c.epoch) != (ch, epoch):
             raise RemoteProtocolError(p.Codes.MALFORMED, "ch/epoch do not match the bundle")
         if c.issuer != s.device:
             raise RemoteProtocolError(p.Codes.NOT_PERMITTED, "commit issuer is not this device")
@@ -108,10 +104,12 @@ class CommitsMixin(CoreBase):
             return self._rebase(s, rid, ch, epoch, taken, None)
         chan = self.channels.get(ch)
         assert s.cred is not None
-        if chan is not None and chan.agreement is not None:
-            if not chan.agreement.allows(s.cred.agency, "dispatcher"):
-                code = p.Codes.COMMIT_REFUSED
-                return self._refuse_commit(s, code, "not-dispatcher", rid, ch, epoch)
+        if chan is None:
+            return None
+        if s.device not in chan.members:
+            return self._refuse_commit(s, p.Codes.COMMIT_REFUSED, "not-a-member", rid, ch, epoch)
+        if chan.agreement is not None and not chan.agreement.allows(s.cred.agency, "dispatcher"):
+            return self._refuse_commit(s, p.Codes.COMMIT_REFUSED, "not-dispatcher", rid, ch, epoch)
         return None
 
     def _rebase(

@@ -36,6 +36,7 @@ from bridge.wire.fields import (
     BASE64,
     CHANNEL_ID,
     DEVICE_ID,
+    EPOCH,
     MESSAGE_ID,
     NONCE,
     OBJECT,
@@ -114,7 +115,9 @@ Codes = Code  # the name the callers use
 # type -> {field: what it must hold}. Missing or mistyped fields are refused.
 CLIENT_MESSAGES: Final[dict[str, dict[str, FieldSpec]]] = {
     "auth": {"credential": OBJECT, "sig": BASE64, "nonce": NONCE},
-    "commit": {"bundle": BASE64},
+    # ``ch``/``epoch`` name what the bundle changes, so the relay can refuse before decoding
+    # it (checked against the bundle once decoded).
+    "commit": {"bundle": BASE64, "ch": CHANNEL_ID, "epoch": EPOCH},
     "msg": {"ch": CHANNEL_ID, "id": MESSAGE_ID, "frame": BASE64},
     "ack": {"seq": SEQUENCE},
     "floor-request": {"ch": CHANNEL_ID, "priority": PRIORITY},

@@ -21,6 +21,7 @@ __all__ = [
     "BASE64",
     "CHANNEL_ID",
     "DEVICE_ID",
+    "EPOCH",
     "MESSAGE_ID",
     "NONCE",
     "OBJECT",
@@ -173,6 +174,7 @@ NONCE: Final = Text(256)
 BASE64: Final = Base64Text()
 OBJECT: Final = Object()
 SEQUENCE: Final = Integer(0, INT_MAX)
+EPOCH: Final = Integer(1, INT_MAX)
 PRIORITY: Final = OneOf(frozenset({"normal", "high", "emergency"}))
 DEVICE_ID: Final = Pattern(DEVICE_ID_RE, "a device id (agency/name)")
 REQUEST_ID: Final = AnyOf((Text(128), Integer(-INT_MAX, INT_MAX)))

@@ -17,7 +17,7 @@ from bridge.wire.codes import Code
 
 GOOD: dict[str, dict[str, Any]] = {
     "auth": {"credential": {"body": {}}, "sig": "AAAA", "nonce": "n-1"},
-    "commit": {"bundle": "AAAA"},
+    "commit": {"bundle": "AAAA", "ch": "inc-1", "epoch": 2},
     "msg": {"ch": "inc-1", "id": "m-1", "frame": "AAAA"},
     "ack": {"seq": 3},
     "floor-request": {"ch": "inc-1", "priority": "high"},

@@ -102,4 +102,6 @@ def login(
 
 
 def commit_msg(bundle: Any, **hints: Any) -> dict[str, Any]:
+    """A commit message naming the bundle's own channel and epoch unless ``hints`` say else."""
+    hints = {"ch": bundle.commit.channel, "epoch": bundle.commit.epoch, **hints}
     return {"t": "commit", "v": 1, "bundle": base64.b64encode(bundle.encode()).decode(), **hints}

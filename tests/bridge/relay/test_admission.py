@@ -61,6 +61,7 @@ def test_authentication_deadline_on_the_core_timer() -> None:
 
 
 def _garbage_commit(size: int, **hints: object) -> dict[str, object]:
+    hints = {"ch": "inc-new", "epoch": 1, **hints}
     return {"t": "commit", "v": 1, "bundle": base64.b64encode(os.urandom(size)).decode(), **hints}
 
 
@@ -87,6 +88,28 @@ def test_commit_cheap_checks_come_before_decoding(monkeypatch: pytest.MonkeyPatc
     # A dispatcher naming an epoch the channel already has: told to rebase, without decoding.
     out = run(core, core.handle(sa, _garbage_commit(3_000_000, ch="inc-1", epoch=1), NOW))
     assert [(m["code"], m["epoch"]) for _, m in out] == [(p.Codes.REBASE, 1)]
+    # A dispatcher the channel's head does not list: only a member of the previous roster
+    # may issue the next commit, so it is refused without decoding.
+    other = w.device("us-cbp", "disp-2", ("dispatcher", "member"))
+    so = login(core, other)[0]
+    out = run(core, core.handle(so, _garbage_commit(3_000_000, ch="inc-1", epoch=2), NOW))
+    assert [(m["code"], m["detail"], m["ch"]) for _, m in out] == [
+        (p.Codes.COMMIT_REFUSED, "not-a-member", "inc-1")
+    ]
+
+
+def test_a_commit_must_name_its_channel_and_epoch() -> None:
+    """Without ``ch``/``epoch`` the relay could not refuse before decoding: refused as
+    malformed by the parser, before any bundle is looked at."""
+    msg = _garbage_commit(1000)
+    for missing in ("ch", "epoch"):
+        text = p.control("commit", **{k: v for k, v in msg.items() if k not in ("t", "v", missing)})
+        with pytest.raises(ProtocolError) as err:
+            p.parse_control(text)
+        assert err.value.code == p.Codes.MALFORMED and missing in err.value.detail
+    text = p.control("commit", bundle=msg["bundle"], ch="inc-1", epoch=0)
+    with pytest.raises(ProtocolError):
+        p.parse_control(text)
 
 
 def test_big_messages_are_charged_to_the_rate_limit_before_parsing() -> None:

@@ -77,7 +77,7 @@ async def test_the_timer_is_armed_from_the_core(world: World) -> None:
         ws = await _logged_in(server.port, world)
         v = world.devices["ca-rcmp/vessel-1"]
         bundle = world.commit(d, [(d, "dispatcher"), (v, "member")], None)
-        ws.send_text(json.dumps({"t": "commit", "v": 1, "bundle": p.b64(bundle.encode())}))
+        ws.send_text(p.control("commit", bundle=p.b64(bundle.encode()), ch="inc-1", epoch=1))
         await _next(ws, "commit-ok")
         granted_at = loop.time()
         ws.send_text(
