@@ -49,6 +49,7 @@ log = logging.getLogger("crossband.relay")
 
 EXPIRE_EVERY = 60.0  # seconds between sweeps of expired stored items
 COST_UNIT = 64 * 1024  # a control message costs one more rate-limit token per 64 KiB
+MAX_READ_PAUSE = 2.0  # seconds, at most, that a session over its budget is not read
 
 Handler = Callable[[Any, Session, dict[str, Any], float, float], Outcome]
 
@@ -91,6 +92,20 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
         cost = size // COST_UNIT
         if cost and not self.sessions[sid].control_rate.allow(now, cost):
             raise RemoteProtocolError(p.Codes.RATE_LIMITED, "large messages are charged by size")
+
+    def read_pause(self, sid: int, size: int, now: float) -> float:
+        """After a ``rate-limited`` refusal of a ``size``-byte message: how long the driver
+        should stop reading this session (0: read on). Until its rate limit could take such a
+        message again, bounded by :data:`MAX_READ_PAUSE`, so a flood is read no faster than
+        its budget (TCP backpressure holds the rest at the sender) and costs the relay its
+        budget's worth of reading instead of everything the sender can push."""
+        s = self.sessions.get(sid)
+        if s is None:
+            return 0.0
+        pause = min(MAX_READ_PAUSE, s.control_rate.wait(now, size // COST_UNIT + 1))
+        if pause > 0:
+            self.metrics.c["read_pauses"] += 1
+        return pause
 
     def handle(
         self, sid: int, msg: dict[str, Any], now: float, wall: float | None = None

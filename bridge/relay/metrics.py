@@ -34,6 +34,8 @@ COUNTERS: dict[str, str] = {
     "slow_readers": "connections dropped because their send queue overflowed",
     "connections_refused": "connections refused over a cap",
     "auth_timeouts": "connections closed for not authenticating in time",
+    "read_pauses": "times a connection over its control budget was left unread for a while",
+    "gc_freezes": "times the relay moved its live objects out of the collector's reach",
 }
 
 

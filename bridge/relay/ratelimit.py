@@ -25,3 +25,9 @@ class TokenBucket:
             self._tokens -= cost
             return True
         return False
+
+    def wait(self, now: float, cost: float = 1.0) -> float:
+        """Seconds from ``now`` until ``cost`` tokens (at most a full bucket) are there."""
+        elapsed = max(0.0, now - self._last)
+        tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        return max(0.0, min(cost, self.burst) - tokens) / self.rate

@@ -17,7 +17,6 @@ before authentication a coded error is followed by a hang-up, as a refused login
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import ssl
 import time
@@ -30,6 +29,7 @@ from prometheus_client import Counter
 
 from bridge.errors import ProtocolError
 from bridge.relay.base import safe_rid
+from bridge.relay.collector import Collector
 from bridge.relay.connection import Connection, hang_up
 from bridge.relay.core import RelayCore
 from bridge.relay.jobs import Depth, Job, StoreFailure, execute
@@ -76,6 +76,7 @@ class RelayServer:
         self._ws_pending: dict[int, _Pending] = {}
         self._ws_flush: asyncio.Handle | None = None
         self._depth = 0
+        self._collector: Collector | None = None  # set by start()
         self._loop: asyncio.AbstractEventLoop  # set by start()
         self.registry = new_registry(core.metrics, lambda: core.gauges(self._depth))
         self._udp_dropped = Counter(
@@ -106,10 +107,8 @@ class RelayServer:
             self.udp_port = self._udp.port
             self.core.config.udp_port = self.udp_port
         await self.apply(self.core.handle_timer(*self._clock()))  # first sweep, old channels
-        # Everything built so far lives as long as the relay: keep the collector off it
-        # (full collections over it cost tens of ms of voice latency).
-        gc.collect()
-        gc.freeze()
+        self._collector = Collector(loop, self.core.metrics)
+        self._collector.start()  # what exists now lives as long as the relay
         log.info("event=relay-started host=%s port=%s udp=%s", self.host, self.port, self.udp_port)
 
     async def stop(self) -> None:
@@ -119,6 +118,8 @@ class RelayServer:
         if self._ws_flush is not None:
             self._ws_flush.cancel()
             self._ws_flush, self._ws_pending = None, {}
+        if self._collector is not None:
+            self._collector.stop()
         await asyncio.gather(*(conn.shutdown() for conn in list(self._conns.values())))
         if self._udp is not None:
             self._udp.close()
@@ -233,7 +234,9 @@ class RelayServer:
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    await self._on_text(sid, conn, msg.data)
+                    pause = await self._on_text(sid, conn, msg.data)
+                    if pause:  # over its budget: not read (aiohttp stops the socket) for a while
+                        await asyncio.sleep(pause)
                 elif msg.type == WSMsgType.BINARY:
                     self._on_binary(sid, msg.data)
                 else:
@@ -244,6 +247,8 @@ class RelayServer:
             self._conns.pop(sid, None)
             self._transports.pop(sid, None)
             conn.stop()
+            if self._collector is not None:
+                self._collector.disconnected()
             try:
                 await self.apply(self.core.disconnect(sid, *self._clock()))
             except Exception as exc:
@@ -254,7 +259,8 @@ class RelayServer:
         self.core.metrics.c["slow_readers"] += 1
         log.warning("event=slow-reader session=%s", sid)
 
-    async def _on_text(self, sid: int, conn: Connection, data: str) -> None:
+    async def _on_text(self, sid: int, conn: Connection, data: str) -> float:
+        """Handle one control message; returns how long not to read this session (seconds)."""
         now, wall = self._clock()
         msg: dict[str, Any] | None = None
         try:
@@ -263,15 +269,20 @@ class RelayServer:
             outcome = self.core.handle(sid, msg, now, wall)
         except ProtocolError as exc:
             self._refuse(sid, conn, exc.code, exc.detail, msg)
-            return
+            if exc.code == p.Codes.RATE_LIMITED:
+                return self.core.read_pause(sid, len(data), now)
+            return 0.0
         except Exception as exc:  # a bug, or a parser that raised what it should not
             code = p.Codes.MALFORMED if msg is None else p.Codes.INTERNAL
             self.core.metrics.c["internal_errors"] += 1
             log.error("event=control-failed session=%s error=%s", sid, type(exc).__name__)
             log.debug("event=control-failed session=%s", sid, exc_info=True)
             self._refuse(sid, conn, code, "", msg)
-            return
+            return 0.0
         await self.apply(outcome)
+        if msg["t"] == "auth" and self._collector is not None:
+            self._collector.authenticated()  # frozen with its batch, out of full collections
+        return 0.0
 
     def _refuse(
         self, sid: int, conn: Connection, code: str, detail: str, msg: dict[str, Any] | None

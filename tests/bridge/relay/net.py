@@ -77,7 +77,8 @@ class RawWebSocket:
         else:
             head = bytes((0x81, 0x80 | 127)) + struct.pack(">Q", n)
         mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        key = (mask * (n // 4 + 1))[:n]
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
         self.writer.write(head + mask + masked)
 
     async def receive(self) -> tuple[int, bytes]:

@@ -1,0 +1,90 @@
+"""Fault 7, the flood's cost: a session over its control budget is not *read* until the
+budget could take its message again, so a flood of 4 MB commits costs the relay its budget's
+worth of reading and parsing, not everything the sender can push (TCP holds the rest)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import time
+
+import pytest
+
+from bridge.errors import ProtocolError
+from bridge.relay.core import MAX_READ_PAUSE, RelayCore
+from bridge.relay.memory_store import MemoryStore
+from bridge.relay.server import RelayServer
+from bridge.relay.state import RelayConfig
+from bridge.wire import control as p
+from tests.bridge.relay.helpers import NullAudit, login
+from tests.bridge.relay.net import RawWebSocket, auth_msg
+from tests.world import NOW, Device, make_world
+
+MB = 1_000_000  # 15 rate-limit tokens (one per 64 KiB)
+
+
+def test_read_pause_lasts_until_the_budget_can_take_the_message() -> None:
+    w = make_world()
+    a = w.device("us-cbp", "disp", ("dispatcher", "member"))
+    core = RelayCore(
+        w.trust, MemoryStore(), NullAudit(), RelayConfig(control_rate=10.0, control_burst=20.0)
+    )
+    sid = login(core, a)[0]
+    now = float(NOW) + 100  # past the login's own charge: a full bucket of 20
+    core.admit(sid, MB, now)  # 15 tokens: 5 left
+    with pytest.raises(ProtocolError) as err:
+        core.admit(sid, MB, now)
+    assert err.value.code == p.Codes.RATE_LIMITED
+    pause = core.read_pause(sid, MB, now)
+    assert pause == pytest.approx((16 - 5) / 10.0)  # 15 tokens for the size, one to handle it
+    assert core.metrics.c["read_pauses"] == 1
+    core.admit(sid, MB, now + pause)  # after the pause, it is taken
+    # Bounded, whatever the size; nothing to wait for when the budget is there.
+    assert 0 < core.read_pause(sid, 40 * MB, now + pause) <= MAX_READ_PAUSE
+    assert core.read_pause(sid, 10, now + 60) == 0.0
+
+
+async def _login(port: int, d: Device) -> RawWebSocket:
+    ws = await RawWebSocket.connect("127.0.0.1", port)
+    challenge = await ws.receive_json(5)
+    ws.send_text(auth_msg(d, challenge))
+    assert (await ws.receive_json(5))["t"] == "welcome"
+    return ws
+
+
+async def _answers(ws: RawWebSocket, until: str) -> list[dict[str, object]]:
+    got: list[dict[str, object]] = []
+    while not got or got[-1].get("t") != until:
+        got.append(await ws.receive_json(15))
+    return got
+
+
+async def test_a_flooding_session_is_read_no_faster_than_its_budget() -> None:
+    world = make_world(now=int(time.time()))
+    flooder = world.device("mx-gn", "observer", ("member",))
+    bystander = world.device("us-cbp", "officer", ("member",))
+    config = RelayConfig(control_rate=10.0, control_burst=20.0)
+    server = RelayServer(RelayCore(world.trust, MemoryStore(), NullAudit(), config), udp_port=None)
+    await server.start()
+    try:
+        fl, by = await _login(server.port, flooder), await _login(server.port, bystander)
+        junk = base64.b64encode(os.urandom(MB * 3 // 4)).decode()
+        started = asyncio.get_running_loop().time()
+        for _ in range(4):  # taken, rate-limited (pause), taken, rate-limited (pause)
+            fl.send_text(p.control("commit", bundle=junk, ch="inc-9", epoch=1))
+        fl.send_text(p.control("ping"))
+        # While the flooder is not read, everybody else is: the bystander's ping is answered.
+        by.send_text(p.control("ping"))
+        assert (await by.receive_json(2))["t"] == "pong"
+        answers = await _answers(fl, "pong")
+        took = asyncio.get_running_loop().time() - started
+        codes = [m.get("code") for m in answers if m["t"] == "error"]
+        assert codes.count(p.Codes.RATE_LIMITED) == 2, codes
+        # Two pauses, ~(16 - 3) / 10 and (16 - 0) / 10 s: the old relay answered in ms.
+        assert took >= 2.4, f"the flood was read in {took:.2f} s"
+        assert server.core.metrics.c["read_pauses"] == 2
+        fl.close()
+        by.close()
+    finally:
+        await server.stop()
