@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,15 @@ def loop_runner(cfg: RelaySettings, source: str | Path) -> tuple[Runner, str]:
     return run, "uvloop"
 
 
+SWITCH_INTERVAL = 0.001  # s: the longest a verifying thread keeps the loop from the GIL
+
+
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     run, _ = loop_runner(cfg, args.config)
+    # Commits are verified on a thread (bridge.relay.jobs.VerifyCommit); the event loop gets
+    # the interpreter back within this interval (default 5 ms) when a datagram arrives.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     run(serve(cfg, args.config, Path(args.ready_file) if args.ready_file else None))
     return 0
 
@@ -49,8 +56,6 @@ def register(subparsers: Any) -> None:
 
 
 if __name__ == "__main__":  # python -m bridge.cli.relay --config relay.yaml [--ready-file F]
-    import sys
-
     from bridge.cli.main import main
 
     # Through the CLI's main, so a config error is one line and exit status 2, not a traceback.

@@ -24,12 +24,11 @@ from typing import Any
 
 from bridge.errors import RemoteProtocolError
 from bridge.relay.base import CoreBase, deliver_msg, safe_rid
-from bridge.relay.jobs import Enqueue, Job, PutStates
+from bridge.relay.jobs import Enqueue, Job, PutStates, Refused, VerifyCommit
 from bridge.relay.state import Channel, Outcome, Session
 from bridge.wire import control as p
 from crypto.agreement import Agreement
-from crypto.channel import Commit, CommitBundle, verify_commit
-from crypto.errors import VerificationError
+from crypto.channel import Commit, CommitBundle
 
 MIN_COMMIT_TTL = 60.0
 
@@ -52,42 +51,67 @@ class CommitsMixin(CoreBase):
         early = self._check_hints(s, rid, ch, epoch)
         if early is not None:
             return early
-        try:
-            bundle = CommitBundle.decode(p.unb64(raw))
-        except VerificationError as exc:
-            raise RemoteProtocolError(p.Codes.MALFORMED, f"commit: {exc.code.value}")
+        chan = self.channels.get(ch)
+        previous = chan.head if chan is not None else None
+        op = VerifyCommit(raw, self.trust, wall, previous, tuple(self.revocations.items()))
+
+        def verified(result: CommitBundle | Refused, now: float) -> Outcome:
+            return self._verified(s, rid, ch, epoch, previous, result, wall)
+
+        def broken(now: float) -> Outcome:  # a bug in verification, not the store's fault
+            return Outcome([(s.id, p.error(p.Codes.INTERNAL, "commit not checked", rid=rid))])
+
+        return Outcome(jobs=[Job(op, verified, broken)])
+
+    def _verified(
+        self,
+        s: Session,
+        rid: str | None,
+        ch: str,
+        epoch: int,
+        previous: Commit | None,
+        result: CommitBundle | Refused,
+        wall: float,
+    ) -> Outcome:
+        """The verdict came back from the verifying thread (the loop ran meanwhile)."""
+        if isinstance(result, Refused) and not result.decoded:
+            return self._malformed(s, rid, f"commit: {result.error.code.value}")
+        bundle = result if isinstance(result, CommitBundle) else result.bundle
+        assert bundle is not None
         c = bundle.commit
         if (c.channel, c.epoch) != (ch, epoch):
-            raise RemoteProtocolError(p.Codes.MALFORMED, "ch/epoch do not match the bundle")
+            return self._malformed(s, rid, "ch/epoch do not match the bundle")
         if c.issuer != s.device:
-            raise RemoteProtocolError(p.Codes.NOT_PERMITTED, "commit issuer is not this device")
+            self.metrics.c["protocol_errors"] += 1
+            detail = "commit issuer is not this device"
+            return Outcome([(s.id, p.error(p.Codes.NOT_PERMITTED, detail, rid=rid))])
         chan = self.channels.get(c.channel)
         stale = self._taken_epoch(c.channel)
         if stale is not None and c.epoch <= stale:
             return self._rebase(s, rid, c.channel, c.epoch, stale, wall)
-        try:
-            verify_commit(
-                bundle,
-                self.trust,
-                wall,
-                previous=chan.head if chan else None,
-                revocations=self.revocations,
-            )
-        except VerificationError as exc:
+        if (chan.head if chan is not None else None) is not previous:
+            # The channel moved on while this one was being verified (against the old head).
+            taken = chan.head.epoch if chan is not None else 0
+            return self._rebase(s, rid, c.channel, c.epoch, taken, wall)
+        if isinstance(result, Refused):
             self._audit(
                 "commit-refused",
                 wall,
                 channel=c.channel,
                 epoch=c.epoch,
                 issuer=s.device,
-                reason=exc.code.value,
+                reason=result.error.code.value,
             )
-            code, reason = p.Codes.COMMIT_REFUSED, exc.code.value
+            code, reason = p.Codes.COMMIT_REFUSED, result.error.code.value
             return self._refuse_commit(s, code, reason, rid, c.channel, c.epoch)
         if chan is None and c.epoch != 1:
             detail = "unknown channel must start at epoch 1"
             return self._refuse_commit(s, p.Codes.COMMIT_REFUSED, detail, rid, c.channel, c.epoch)
         return self._store_commit(s, bundle, rid, wall)
+
+    def _malformed(self, s: Session, rid: str | None, detail: str) -> Outcome:
+        self.metrics.c["protocol_errors"] += 1
+        return Outcome([(s.id, p.error(p.Codes.MALFORMED, detail, rid=rid))])
 
     def _taken_epoch(self, channel: str) -> int | None:
         """The highest epoch of ``channel`` the relay holds or is writing."""

@@ -128,6 +128,9 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
     def complete(self, job: Job, result: Any, now: float) -> Outcome:
         """A job's op ran on the store thread: its result, or a :class:`StoreFailure`."""
         if isinstance(result, StoreFailure):
+            if getattr(job.op, "cpu", False):  # no store involved: a bug in the op
+                self.metrics.c["internal_errors"] += 1
+                return job.failed(now)
             self.metrics.c["store_failures"] += 1
             self.store_failing = True
             return job.failed(now)

@@ -66,6 +66,8 @@ class RelayServer:
         self.host, self.port, self.udp_port = host, port, udp_port
         self.ssl_context = ssl_context
         self._store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        # Commit verification: CPU-bound, off the loop (see bridge.relay.jobs.VerifyCommit).
+        self._cpu_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
         self._conns: dict[int, Connection] = {}
         self._transports: dict[int, asyncio.Transport] = {}
         self._udp: UdpPort | None = None
@@ -128,6 +130,7 @@ class RelayServer:
         for task in list(self._tasks):
             task.cancel()
         self._store_thread.shutdown(wait=True)
+        self._cpu_thread.shutdown(wait=True)
 
     @property
     def url(self) -> str:
@@ -161,9 +164,8 @@ class RelayServer:
     async def _run_job(self, job: Job) -> Outcome:
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(
-                self._store_thread, execute, job.op, self.core.store
-            )
+            pool = self._cpu_thread if getattr(job.op, "cpu", False) else self._store_thread
+            result = await loop.run_in_executor(pool, execute, job.op, self.core.store)
         except RuntimeError:  # the store thread is shut down: the relay is stopping
             result = StoreFailure("RuntimeError")
         try:
