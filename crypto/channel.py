@@ -13,9 +13,23 @@ so that the member may keep it as a link of the chain (:mod:`bridge.endpoint.cha
 the same code for what they share (:func:`_check_authority`).
 
 A channel never outlives its authority: a commit's ``expires`` must not be later than the end
-of the agreement's validity nor of the issuing dispatcher's credential (:func:`latest_expiry`);
-:func:`verify_commit` refuses such a commit and :func:`create_commit` refuses to build one,
-both with ``Refusal.EXPIRY_BEYOND_VALIDITY``.
+of the agreement's validity, of the issuing dispatcher's credential, nor of any roster member's
+credential (:func:`latest_expiry`); :func:`verify_commit` refuses such a commit and
+:func:`create_commit` refuses to build one, both with ``Refusal.EXPIRY_BEYOND_VALIDITY``.
+
+Commit policy (what even a genuine dispatcher may not do, :func:`_check_authority`):
+
+- the issuer, who knows every epoch secret it makes, is listed in the roster it issues
+  (``ISSUER_NOT_LISTED``) and was a dispatcher in the previous one
+  (``NOT_PREVIOUS_DISPATCHER``); a genesis commit, or a join where we hold no previous
+  commit, has only the issuer's credential and the agreement to go by;
+- the channel id, its name and its agreement are fixed for the chain (``WRONG_CHANNEL``,
+  ``CHANNEL_RENAMED``, ``AGREEMENT_CHANGED``): a channel under another agreement is another
+  channel;
+- ``issued_at`` does not go back along the chain, nor lie ahead of ``now``, by more than
+  :data:`~crypto.commit.MAX_CLOCK_SKEW` (``ISSUED_OUT_OF_ORDER``, ``ISSUED_IN_FUTURE``).
+
+The chain rules are :func:`crypto.commit.check_succession`.
 
 The commit itself and its derived values are re-exported here, so ``crypto.channel`` remains
 the one import for callers.
@@ -25,6 +39,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .agreement import Agreement, RevocationList, verify_agreement
@@ -33,11 +48,13 @@ from .commit import (
     COMMIT_SUITES,
     GENESIS,
     MAX_CHANNEL_ID,
+    MAX_CLOCK_SKEW,
     MAX_ROSTER,
     SECRET_LEN,
     SENDER_BITS,
     Commit,
     RosterEntry,
+    check_succession,
     key_confirmation,
     seal_info,
 )
@@ -52,6 +69,7 @@ __all__ = [
     "COMMIT_SUITES",
     "GENESIS",
     "MAX_CHANNEL_ID",
+    "MAX_CLOCK_SKEW",
     "MAX_ROSTER",
     "SECRET_LEN",
     "SENDER_BITS",
@@ -59,6 +77,7 @@ __all__ = [
     "CommitBundle",
     "RosterEntry",
     "check_expiry",
+    "check_succession",
     "create_commit",
     "key_confirmation",
     "latest_expiry",
@@ -102,26 +121,41 @@ class CommitBundle:
         return CommitBundle(self.commit, self.agreement, self.credentials, {})
 
 
-def latest_expiry(agreement: Agreement, issuer: Credential) -> int:
-    """The latest ``expires`` a commit may carry: the end of the agreement's validity or of
-    the issuing dispatcher's credential, whichever comes first."""
-    return min(agreement.not_after, issuer.not_after)
+def latest_expiry(
+    agreement: Agreement, issuer: Credential, members: Iterable[Credential] = ()
+) -> int:
+    """The latest ``expires`` a commit may carry: the end of the agreement's validity, of the
+    issuing dispatcher's credential or of any member's, whichever comes first."""
+    return min([agreement.not_after, issuer.not_after, *(m.not_after for m in members)])
 
 
-def check_expiry(expires: int, agreement: Agreement, issuer: Credential) -> None:
+def check_expiry(
+    expires: int, agreement: Agreement, issuer: Credential, members: Iterable[Credential] = ()
+) -> None:
     """Refuse (EXPIRY_BEYOND_VALIDITY) an ``expires`` later than :func:`latest_expiry`; the
-    detail names which of the two it outlives."""
+    detail names what it outlives."""
     if expires > agreement.not_after:
         raise VerificationError(
             Refusal.EXPIRY_BEYOND_VALIDITY,
             f"channel expires at {expires}, after agreement {agreement.id} ({agreement.not_after})",
         )
-    if expires > issuer.not_after:
-        raise VerificationError(
-            Refusal.EXPIRY_BEYOND_VALIDITY,
-            f"channel expires at {expires}, after the credential of {issuer.device} "
-            f"({issuer.not_after})",
-        )
+    for cred in (issuer, *members):
+        if expires > cred.not_after:
+            raise VerificationError(
+                Refusal.EXPIRY_BEYOND_VALIDITY,
+                f"channel expires at {expires}, after the credential of {cred.device} "
+                f"({cred.not_after})",
+            )
+
+
+def _listed(c: Commit, creds: dict[str, Credential]) -> list[Credential]:
+    """The credentials of the bundle that are those the roster names (by fingerprint)."""
+    found = []
+    for e in c.roster:
+        cred = creds.get(e.device)
+        if cred is not None and hmac.compare_digest(cred.fingerprint, e.cred):
+            found.append(cred)
+    return found
 
 
 def _check_authority(
@@ -130,29 +164,22 @@ def _check_authority(
     now: float,
     previous: Commit | None,
     revocations: dict[str, RevocationList] | None,
+    earlier: Commit | None = None,
 ) -> None:
     """The checks :func:`verify_commit` and :func:`verify_link` share, in order: the issuer's
-    credential and signature, the chain, the agreement (the one named, signed by every party),
-    the expiry within the agreement's and the issuer's validity (:func:`check_expiry`), and the
-    issuer's right to dispatch. Raises VerificationError."""
+    credential and signature, the chain (:func:`~crypto.commit.check_succession`), the
+    agreement (the one named, signed by every party), the expiry within the agreement's, the
+    issuer's and the listed members' validity (:func:`check_expiry`; a member whose credential
+    is missing is left to the roster check), and the issuer's right to dispatch: its
+    credential and the agreement, its place in this roster and in the previous one. Raises
+    VerificationError."""
     c = bundle.commit
     issuer_cred = bundle.credentials.get(c.issuer)
     if issuer_cred is None:
         raise VerificationError(Refusal.UNKNOWN_DEVICE, f"no credential for issuer {c.issuer}")
     verify_credential(issuer_cred, trust, now, revocations)
     issuer_cred.sign_key.verify(c.signature, signing_input(COMMIT_DOMAIN, c.body()))
-    # The chain.
-    if previous is not None:
-        if c.channel != previous.channel:
-            raise VerificationError(Refusal.WRONG_CHANNEL, c.channel)
-        if c.epoch != previous.epoch + 1:
-            raise VerificationError(Refusal.EPOCH_SKIP, f"epoch {c.epoch} after {previous.epoch}")
-        if not hmac.compare_digest(c.prev, previous.hash):
-            raise VerificationError(Refusal.WRONG_PREVIOUS, f"epoch {c.epoch}")
-    elif c.epoch == 1 and c.prev != GENESIS:
-        raise VerificationError(Refusal.WRONG_PREVIOUS, "epoch 1 must start from genesis")
-    elif c.epoch < 1:
-        raise VerificationError(Refusal.EPOCH_SKIP, f"epoch {c.epoch}")
+    check_succession(c, previous, now, earlier=earlier)
     # The agreement: signed by every party, and the one the commit names.
     agreement = bundle.agreement
     if agreement.id != c.agreement_id or not hmac.compare_digest(
@@ -160,13 +187,28 @@ def _check_authority(
     ):
         raise VerificationError(Refusal.AGREEMENT_MISMATCH, c.agreement_id)
     verify_agreement(agreement, trust, now)
-    # A channel never outlives the authority it was created under.
-    check_expiry(c.expires, agreement, issuer_cred)
-    # The issuer: a dispatcher of an agency the agreement allows to dispatch.
+    # A channel never outlives the authority it was created under, nor any of its members.
+    check_expiry(c.expires, agreement, issuer_cred, _listed(c, bundle.credentials))
+    # The issuer: a dispatcher of an agency the agreement allows to dispatch, ...
     if not issuer_cred.has_role("dispatcher") or not agreement.allows(
         issuer_cred.agency, "dispatcher"
     ):
         raise VerificationError(Refusal.NOT_DISPATCHER, c.issuer)
+    # ... who is a member of what it creates (it knows the secret), ...
+    entry = c.entry(c.issuer)
+    if entry is None or not hmac.compare_digest(entry.cred, issuer_cred.fingerprint):
+        raise VerificationError(
+            Refusal.ISSUER_NOT_LISTED,
+            f"{c.issuer} is not in the roster of epoch {c.epoch} with this credential",
+        )
+    # ... and was a dispatcher of the channel it changes (by device: its credential may have
+    # been renewed since).
+    before = previous.entry(c.issuer) if previous is not None else None
+    if previous is not None and (before is None or before.role != "dispatcher"):
+        raise VerificationError(
+            Refusal.NOT_PREVIOUS_DISPATCHER,
+            f"{c.issuer} is not a dispatcher in epoch {previous.epoch}",
+        )
 
 
 def verify_link(
@@ -176,11 +218,12 @@ def verify_link(
     *,
     previous: Commit | None,
     revocations: dict[str, RevocationList] | None = None,
+    earlier: Commit | None = None,
 ) -> Commit:
     """Every check of :func:`verify_commit` except those of the roster and of the channel's
     expiry (see the module docstring): the commit is authentic and the next link of the chain
     after ``previous``. Return it or raise VerificationError."""
-    _check_authority(bundle, trust, now, previous, revocations)
+    _check_authority(bundle, trust, now, previous, revocations, earlier)
     return bundle.commit
 
 
@@ -191,13 +234,17 @@ def verify_commit(
     *,
     previous: Commit | None,
     revocations: dict[str, RevocationList] | None = None,
+    earlier: Commit | None = None,
 ) -> Commit:
     """Run every check on a commit; return it or raise a precise VerificationError.
 
     ``previous`` is the last commit this party verified for the channel, or None if it has
     none (a member joining at epoch N accepts the chain from there, like an MLS Welcome).
+    ``earlier``, with ``previous`` None, is an older commit of the chain this party holds (a
+    member re-added after a removal): the commit must follow it and keep the channel's name
+    and agreement (:func:`~crypto.commit.check_succession`).
     """
-    _check_authority(bundle, trust, now, previous, revocations)
+    _check_authority(bundle, trust, now, previous, revocations, earlier)
     c, creds, agreement = bundle.commit, bundle.credentials, bundle.agreement
     if now > c.expires:
         raise VerificationError(Refusal.EXPIRED, f"channel {c.channel} expired")
@@ -235,17 +282,20 @@ def create_commit(
     """Build, sign and seal the next commit. Returns the bundle and the fresh epoch secret.
 
     Sender indices are kept for members that stay; newcomers get the lowest free index.
-    An ``expires`` later than :func:`latest_expiry` (the agreement's or the issuer's end of
-    validity) is refused with ``VerificationError(EXPIRY_BEYOND_VALIDITY)``, exactly as
-    :func:`verify_commit` would refuse the commit; it is not clamped, because a channel that
-    silently ends earlier than its dispatcher asked is a surprise in the middle of an incident.
-    Callers that want "as long as allowed" pass ``min(wanted, latest_expiry(...))``.
+    An ``expires`` later than :func:`latest_expiry` (the agreement's, the issuer's or a
+    member's end of validity) is refused with ``VerificationError(EXPIRY_BEYOND_VALIDITY)``,
+    exactly as :func:`verify_commit` would refuse the commit; it is not clamped, because a
+    channel that silently ends earlier than its dispatcher asked is a surprise in the middle
+    of an incident. Callers that want "as long as allowed" pass
+    ``min(wanted, latest_expiry(agreement, issuer, member_credentials))``.
+    The rest of the commit policy (issuer listed, agreement and name kept, issue time) is left
+    to :func:`verify_commit`, the one gate: what a caller asks for here is signed as asked.
     A member whose HPKE key cannot be sealed to (an X25519 point of small order) is refused
     with ``VerificationError(MALFORMED)`` naming the device.
     """
     if len(members) > MAX_ROSTER:
         raise ValueError("roster too large")
-    check_expiry(expires, agreement, issuer)
+    check_expiry(expires, agreement, issuer, [c for c, _ in members])
     epoch = previous.epoch + 1 if previous else 1
     prev_hash = previous.hash if previous else GENESIS
     old = {e.device: e.index for e in previous.roster} if previous else {}

@@ -16,13 +16,16 @@ so a relay that seals a secret of its own to a member is caught (the member reco
 :meth:`Commit.decode` is strict: a channel id of 1-128 printable characters, lowercase hex
 hashes and fingerprints of full length, a known role and a unique sender index per entry, and
 only the AES-GCM SFrame suites (DESIGN §4a). Anything else is ``VerificationError(MALFORMED)``.
-The checks that need more than the commit (signatures, chain, agreement, roster) are in
-:func:`crypto.channel.verify_commit`.
+:func:`check_succession` checks a commit's place in its chain, from the commits alone: the next
+epoch of the same channel, chained by hash, under the same agreement and name, and issued in
+order (within :data:`MAX_CLOCK_SKEW`). The checks that need more than the commits (signatures,
+agreement, issuer, roster) are in :func:`crypto.channel.verify_commit`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import struct
 from dataclasses import dataclass, field
@@ -47,6 +50,9 @@ MAX_CHANNEL_ID = 128
 MAX_NAME = 256
 COMMIT_SUITES = frozenset({CipherSuite.AES_128_GCM_SHA256_128, CipherSuite.AES_256_GCM_SHA512_128})
 """DESIGN §4a: only the AES-GCM suites in commits (suites 1-3 have 32-80 bit tags)."""
+MAX_CLOCK_SKEW = 300
+"""Seconds two clocks may disagree: a commit's ``issued_at`` may be this much earlier than its
+predecessor's (two dispatchers' clocks) and this much later than the verifier's ``now``."""
 _HASH = re.compile(r"[0-9a-f]{64}")
 _FINGERPRINT = re.compile(r"[0-9a-f]{32}")
 
@@ -200,4 +206,55 @@ class Commit:
             suite=int(suite),
             confirm=b64d(get(body, "confirm", str)),
             signature=b64d(get(obj, "sig", str)),
+        )
+
+
+def check_succession(
+    c: Commit, previous: Commit | None, now: float, *, earlier: Commit | None = None
+) -> None:
+    """Refuse ``c`` unless it is the next link after ``previous`` (None: we hold none, so ``c``
+    starts the chain at epoch 1 or is a join at a later epoch).
+
+    Along a chain the channel id, its name and its agreement never change, and ``issued_at``
+    never goes back by more than :data:`MAX_CLOCK_SKEW`; no commit is issued more than that
+    ahead of ``now`` either (else it would make every honest successor look out of order).
+    ``earlier``, when ``previous`` is None, is an older commit of the chain (a member re-added
+    after a removal holds one): ``c`` must come after it and keep what it fixed."""
+    if previous is not None:
+        if c.channel != previous.channel:
+            raise VerificationError(Refusal.WRONG_CHANNEL, c.channel)
+        if c.epoch != previous.epoch + 1:
+            raise VerificationError(Refusal.EPOCH_SKIP, f"epoch {c.epoch} after {previous.epoch}")
+        if not hmac.compare_digest(c.prev, previous.hash):
+            raise VerificationError(Refusal.WRONG_PREVIOUS, f"epoch {c.epoch}")
+    elif c.epoch == 1 and c.prev != GENESIS:
+        raise VerificationError(Refusal.WRONG_PREVIOUS, "epoch 1 must start from genesis")
+    elif c.epoch < 1:
+        raise VerificationError(Refusal.EPOCH_SKIP, f"epoch {c.epoch}")
+    if previous is None and earlier is not None:
+        if c.channel != earlier.channel:
+            raise VerificationError(Refusal.WRONG_CHANNEL, c.channel)
+        if c.epoch <= earlier.epoch:
+            raise VerificationError(Refusal.EPOCH_SKIP, f"epoch {c.epoch} after {earlier.epoch}")
+    before = previous or earlier
+    if before is not None:
+        if c.agreement_id != before.agreement_id or not hmac.compare_digest(
+            c.agreement_digest, before.agreement_digest
+        ):
+            raise VerificationError(
+                Refusal.AGREEMENT_CHANGED,
+                f"epoch {c.epoch} cites agreement {c.agreement_id} ({c.agreement_digest[:8]}), "
+                f"the channel's is {before.agreement_id} ({before.agreement_digest[:8]})",
+            )
+        if c.name != before.name:
+            raise VerificationError(Refusal.CHANNEL_RENAMED, f"epoch {c.epoch} of {c.channel}")
+        if c.issued_at < before.issued_at - MAX_CLOCK_SKEW:
+            raise VerificationError(
+                Refusal.ISSUED_OUT_OF_ORDER,
+                f"epoch {c.epoch} issued at {c.issued_at}, epoch {before.epoch} at "
+                f"{before.issued_at}",
+            )
+    if c.issued_at > now + MAX_CLOCK_SKEW:
+        raise VerificationError(
+            Refusal.ISSUED_IN_FUTURE, f"epoch {c.epoch} issued at {c.issued_at}, now {int(now)}"
         )

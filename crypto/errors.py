@@ -75,7 +75,14 @@ class Refusal(str, Enum):  # noqa: UP042 - StrEnum would change str() of members
     NOT_A_MEMBER = "not-a-member"
     KEY_CONFIRMATION = "key-confirmation"
     UNKNOWN_DEVICE = "unknown-device"
-    EXPIRY_BEYOND_VALIDITY = "expiry-beyond-validity"  # channel outlives agreement or issuer
+    EXPIRY_BEYOND_VALIDITY = "expiry-beyond-validity"  # outlives agreement, issuer or member
+    # Commit policy (crypto.channel): what a genuine dispatcher may not do to a channel.
+    ISSUER_NOT_LISTED = "issuer-not-listed"  # the issuer is not in the roster it issues
+    NOT_PREVIOUS_DISPATCHER = "not-previous-dispatcher"  # no dispatcher in the previous roster
+    AGREEMENT_CHANGED = "agreement-changed"  # another agreement than the chain's
+    CHANNEL_RENAMED = "channel-renamed"  # another name than the chain's
+    ISSUED_OUT_OF_ORDER = "issued-out-of-order"  # issued before the previous commit
+    ISSUED_IN_FUTURE = "issued-in-future"  # issued later than the verifier's now (past skew)
 
 
 class VerificationError(CryptoError):

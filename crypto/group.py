@@ -250,7 +250,9 @@ class ChannelMember:
                 raise
             if c.epoch <= p.epoch or c.entry(self.device) is None:
                 raise
-            return verify_commit(bundle, self._trust, now, previous=None, revocations=revocations)
+            return verify_commit(
+                bundle, self._trust, now, previous=None, revocations=revocations, earlier=p
+            )
 
     def _open(self, bundle: CommitBundle, commit: Commit) -> bytes:
         sealed = bundle.sealed.get(self.device)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crypto.agreement import Agreement
-from crypto.channel import CommitBundle, create_commit
+from crypto.channel import CommitBundle, create_commit, latest_expiry
 from crypto.counters import MemoryCounterStore
 from crypto.group import ChannelMember
 from crypto.identity import AgencyRoot, Credential, DeviceKeys, TrustBundle, issue_credential
@@ -98,15 +98,17 @@ class World:
         agreement: Agreement | None = None,
     ) -> CommitBundle:
         now = self.now if now is None else now
+        agreement = agreement or self.agreement
+        creds = [d.cred for d, _ in members]
         bundle, _ = create_commit(
             issuer=issuer.cred,
             issuer_keys=issuer.keys,
             channel=channel,
             name="Incident 1",
-            agreement=agreement or self.agreement,
+            agreement=agreement,
             members=[(d.cred, r) for d, r in members],
             previous=previous.commit if previous else None,
-            expires=now + DAY,
+            expires=min(now + DAY, latest_expiry(agreement, issuer.cred, creds)),
             now=now,
         )
         return bundle

@@ -186,14 +186,16 @@ class ChannelBook:
 
         Without ``expires`` the channel keeps its current expiry (a new one lives
         :data:`DEFAULT_LIFETIME`), cut to :func:`~crypto.channel.latest_expiry`: a channel
-        never outlives its agreement or our credential. An explicit ``expires`` beyond that,
-        or not after ``now``, is refused (VerificationError) naming what it outlives."""
+        never outlives its agreement, our credential or a member's. An explicit ``expires``
+        beyond that, or not after ``now``, is refused (VerificationError) naming what it
+        outlives."""
         member = self.channels.get(ch)
         previous = member.last_commit if member else None
         agreement = agreement or (member.agreement if member else None)
         if agreement is None:
             raise ValueError("a new channel needs an agreement")
-        expires = self._expiry(agreement, previous, expires, now)
+        creds = [c for c, _ in members]
+        expires = self._expiry(agreement, previous, expires, now, creds)
         bundle, _secret = create_commit(
             issuer=self.cred,
             issuer_keys=self._keys,
@@ -209,14 +211,20 @@ class ChannelBook:
         return bundle
 
     def _expiry(
-        self, agreement: Agreement, previous: Commit | None, expires: int | None, now: float
+        self,
+        agreement: Agreement,
+        previous: Commit | None,
+        expires: int | None,
+        now: float,
+        members: list[Credential],
     ) -> int:
-        """The ``expires`` of our next commit (see :meth:`build`)."""
+        """The ``expires`` of our next commit (see :meth:`build`): never after the agreement,
+        our credential or any member's credential ends."""
         if expires is None:
             wanted = previous.expires if previous else int(now) + DEFAULT_LIFETIME
-            expires = min(wanted, latest_expiry(agreement, self.cred))
+            expires = min(wanted, latest_expiry(agreement, self.cred, members))
         else:
-            check_expiry(expires, agreement, self.cred)
+            check_expiry(expires, agreement, self.cred, members)
         if expires <= now:
             raise VerificationError(
                 Refusal.EXPIRED,
