@@ -50,14 +50,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.relay_bench import FANOUT, FULL, QUICK, Bench, Chan, Sizes, build_world  # noqa: E402
-from bench.relay_load import Item, SlimConn, UdpSink, connect_all  # noqa: E402
+from bench.relay_load import Item, UdpSink  # noqa: E402
 from bench.relay_procs import GEN_CPU, Forwarder, Window, raise_nofile  # noqa: E402
 from bench.relay_report import Report, Rounds  # noqa: E402
-from bench.relay_stress import Churn, Flood, counter, flood_commit, spread  # noqa: E402
+from bench.relay_stress import counter, spread  # noqa: E402
+from bench.relay_stress_phase import stress_phase  # noqa: E402
 from bridge.wire import control as p  # noqa: E402
 from tests.world import Device, World  # noqa: E402
 
 LOOP_PATCH = {"asyncio": "asyncio-loop", "uvloop": "uvloop"}
+# The half loads at which the issue's "today" figures were measured (docs/benchmarks.md,
+# "After the changes", issue 3): the relay is ~4x faster now, so its own half load is ~4x more.
+ISSUE_WS_RATE = 4_057
+ISSUE_UDP_RATE = 2_495
 
 
 @dataclasses.dataclass
@@ -276,7 +281,7 @@ class Speed:
         ref: dict[str, Rounds] = {s.loop: [] for s in self.sides}
         for r in range(n):
             for side in self.sides:
-                rate = side.ws_in / 2
+                rate = self.args.ws_rate or side.ws_in / 2
                 b = side.bench
                 self.say(f"WS latency {r + 1}/{n} at {rate:,.0f}/s: forwarder, relay ({side.loop})")
                 ref[side.loop].append(self.fwd_latency("asyncio", rate))
@@ -285,8 +290,9 @@ class Speed:
                 )
                 b._flush(side.ws)
         for side in self.sides:
+            rate = self.args.ws_rate or side.ws_in / 2
             self.out.lat(
-                f"WS @ {side.ws_in / 2:,.0f} in/s (half load)",
+                f"WS @ {rate:,.0f} in/s ({'fixed' if self.args.ws_rate else 'half load'})",
                 side.loop,
                 ref[side.loop],
                 lat[side.loop],
@@ -295,61 +301,7 @@ class Speed:
             )
 
     def stress(self, phase: str) -> None:
-        n = self.sizes.rounds
-        plain: dict[str, Rounds] = {s.loop: [] for s in self.sides}
-        loaded: dict[str, Rounds] = {s.loop: [] for s in self.sides}
-        info: dict[str, list[str]] = {s.loop: [] for s in self.sides}
-        flood_frame = flood_commit(self.world) if phase.startswith("flood") else b""
-        for side in self.sides:
-            b = side.bench
-            rate = side.udp_in / 2
-            if phase == "churn":
-                c = side.ws[0]
-                assert c.conn is not None
-                tick: Any = Churn(c.id, c.conn, c.conns[0])
-            else:
-                who = self.flooder if phase == "flood" else self.dispatcher
-                conn = SlimConn(who, keep_text=True)
-                b.cleanup.append(conn)
-                connect_all([conn], b.relay.port, self.pump)
-                tick = Flood(conn, flood_frame)
-            for r in range(n):
-                self.say(
-                    f"{phase} {r + 1}/{n} at {rate:,.0f}/s: relay ({side.loop}) quiet, then loaded"
-                )
-                plain[side.loop].append(self.relay_latency(side, rate, phase + "-quiet"))
-                loaded[side.loop].append(self.relay_latency(side, rate, phase, tick))
-                took = loaded[side.loop][-1][2].seconds  # the measured window only
-                if isinstance(tick, Churn):
-                    info[side.loop].append(f"{tick.changes / took:.1f} changes/s")
-                    tick.changes = 0
-                else:
-                    info[side.loop].append(tick.summary(took))
-                    tick.sent, tick.answers = 0, {}
-            if isinstance(tick, Churn):
-                assert side.ws[0].conn is not None
-                tick.restore(side.ws[0].conn, self.pump)
-            else:
-                self.pump.remove(tick.conn)
-                tick.conn.close()
-                self.pump.settle(1.0)
-        what = {
-            "churn": "floor churn 10/s on another channel",
-            "flood": "4 MB commit flood (observer)",
-            "flood-dispatcher": "4 MB commit flood (dispatcher)",
-        }[phase]
-        target = 2e-3 if phase == "churn" else 5e-3
-        for side in self.sides:
-            self.out.lat(
-                f"UDP bystanders, {what}",
-                side.loop,
-                plain[side.loop],
-                loaded[side.loop],
-                target,
-                "same relay, no " + phase,
-            )
-            for i, text in enumerate(info[side.loop]):
-                self.out.notes.append(f"{phase} round {i + 1} ({side.loop}): {text}")
+        stress_phase(self, phase)
 
     def report(self, started: float) -> None:
         kind = "quick" if self.args.quick else "full"
@@ -379,7 +331,17 @@ def main() -> None:
     ap.add_argument("--patch", help="extra bench.relay_patched patches for both relays")
     ap.add_argument("--profile", choices=["udp", "ws", "churn", "flood", "flood-dispatcher"])
     ap.add_argument("--pyspy", action="store_true")
+    ap.add_argument(
+        "--at",
+        help="latency at fixed rates instead of half of each relay's saturation: 'issue' "
+        f"(the rates the issue's figures were taken at: WS {ISSUE_WS_RATE:,} and UDP "
+        f"{ISSUE_UDP_RATE:,} frames/s in) or 'ws=N,udp=M'",
+    )
     args = ap.parse_args()
+    rates = {"ws": ISSUE_WS_RATE, "udp": ISSUE_UDP_RATE} if args.at == "issue" else {}
+    if args.at and args.at != "issue":
+        rates = {k: float(v) for k, v in (kv.split("=") for kv in args.at.split(","))}
+    args.ws_rate, args.udp_rate = rates.get("ws"), rates.get("udp")
     args.loops = args.loops.split(",")
     phases = args.phases.split(",")
     raise_nofile()

@@ -89,20 +89,28 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
         """Charge a message's size to its session's rate limit *before* it is parsed, so a
         flood of large messages (4 MB commits) costs the relay no parsing; raises
         ``rate-limited``. :meth:`handle` then charges one token per message."""
+        s = self.sessions[sid]
+        if size > p.MAX_SMALL_CONTROL and s.cred is not None and not s.cred.has_role("dispatcher"):
+            # Only commits are that large once logged in, and only dispatchers send them.
+            raise RemoteProtocolError(p.Codes.TOO_LARGE, "large messages are for dispatchers")
         cost = size // COST_UNIT
-        if cost and not self.sessions[sid].control_rate.allow(now, cost):
+        if cost and not s.control_rate.allow(now, cost):
             raise RemoteProtocolError(p.Codes.RATE_LIMITED, "large messages are charged by size")
 
     def read_pause(self, sid: int, size: int, now: float) -> float:
-        """After a ``rate-limited`` refusal of a ``size``-byte message: how long the driver
-        should stop reading this session (0: read on). Until its rate limit could take such a
-        message again, bounded by :data:`MAX_READ_PAUSE`, so a flood is read no faster than
-        its budget (TCP backpressure holds the rest at the sender) and costs the relay its
-        budget's worth of reading instead of everything the sender can push."""
+        """After :meth:`admit` refused a ``size``-byte message: how long the driver should
+        stop reading this session (0: read on). Until its rate limit could take such a message
+        again, bounded by :data:`MAX_READ_PAUSE` (which a message it may never send, too large
+        for its role, always costs), so a flood is read no faster than its budget (TCP
+        backpressure holds the rest at the sender) and costs the relay its budget's worth of
+        reading instead of everything the sender can push."""
         s = self.sessions.get(sid)
         if s is None:
             return 0.0
-        pause = min(MAX_READ_PAUSE, s.control_rate.wait(now, size // COST_UNIT + 1))
+        if size > p.MAX_SMALL_CONTROL and s.cred is not None and not s.cred.has_role("dispatcher"):
+            pause = MAX_READ_PAUSE
+        else:
+            pause = min(MAX_READ_PAUSE, s.control_rate.wait(now, size // COST_UNIT + 1))
         if pause > 0:
             self.metrics.c["read_pauses"] += 1
         return pause

@@ -271,8 +271,8 @@ class RelayServer:
             outcome = self.core.handle(sid, msg, now, wall)
         except ProtocolError as exc:
             self._refuse(sid, conn, exc.code, exc.detail, msg)
-            if exc.code == p.Codes.RATE_LIMITED:
-                return self.core.read_pause(sid, len(data), now)
+            if msg is None and exc.code in (p.Codes.RATE_LIMITED, p.Codes.TOO_LARGE):
+                return self.core.read_pause(sid, len(data), now)  # refused before parsing
             return 0.0
         except Exception as exc:  # a bug, or a parser that raised what it should not
             code = p.Codes.MALFORMED if msg is None else p.Codes.INTERNAL

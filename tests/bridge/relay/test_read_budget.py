@@ -45,6 +45,21 @@ def test_read_pause_lasts_until_the_budget_can_take_the_message() -> None:
     assert core.read_pause(sid, 10, now + 60) == 0.0
 
 
+def test_large_messages_from_a_non_dispatcher_are_refused_unparsed_with_the_longest_pause() -> None:
+    """Once logged in, only commits are larger than MAX_SMALL_CONTROL, and only dispatchers
+    send commits: an observer's 4 MB message is refused before it is parsed and its session
+    is not read for MAX_READ_PAUSE (the old relay parsed each one first)."""
+    w = make_world()
+    o = w.device("mx-gn", "observer", ("observer",))
+    core = RelayCore(w.trust, MemoryStore(), NullAudit())
+    sid = login(core, o)[0]
+    with pytest.raises(ProtocolError) as err:
+        core.admit(sid, p.MAX_SMALL_CONTROL + 1, float(NOW))
+    assert err.value.code == p.Codes.TOO_LARGE
+    assert core.read_pause(sid, p.MAX_SMALL_CONTROL + 1, float(NOW)) == MAX_READ_PAUSE
+    core.admit(sid, p.MAX_SMALL_CONTROL, float(NOW))  # its own messages still pass
+
+
 async def _login(port: int, d: Device) -> RawWebSocket:
     ws = await RawWebSocket.connect("127.0.0.1", port)
     challenge = await ws.receive_json(5)
@@ -62,7 +77,7 @@ async def _answers(ws: RawWebSocket, until: str) -> list[dict[str, object]]:
 
 async def test_a_flooding_session_is_read_no_faster_than_its_budget() -> None:
     world = make_world(now=int(time.time()))
-    flooder = world.device("mx-gn", "observer", ("member",))
+    flooder = world.device("us-cbp", "flooder", ("dispatcher", "member"))
     bystander = world.device("us-cbp", "officer", ("member",))
     config = RelayConfig(control_rate=10.0, control_burst=20.0)
     server = RelayServer(RelayCore(world.trust, MemoryStore(), NullAudit(), config), udp_port=None)
