@@ -1,34 +1,26 @@
 """Load-generator pieces for ``bench/relay_bench.py``: a slim relay client, sinks, a pacer.
 
-The relay under test is the real, unmodified ``python -m bridge.cli.relay`` process; this
-module is only the other side, written to cost the load generator as little as possible:
+The relay under test is the real relay process; this is the other side, made cheap to run:
 
-- :class:`SlimConn` is a WebSocket client on a raw non-blocking socket, just enough of
-  RFC 6455 for the relay: the upgrade, masked client frames (with the all-zero masking key,
-  which servers accept; nothing here is secret), unmasked server frames, and pong replies
-  to the relay's heartbeat pings. It authenticates exactly as the real ``Endpoint``
-  does (challenge, credential, Ed25519 signature) and keeps the ``welcome`` (UDP token, key,
-  channel numbers). Many connections are authenticated in pipelined batches.
-- :class:`UdpSink` is a listener's UDP socket; undrained it is a pure sink, drained it is a
-  latency probe.
-- :class:`Probe` maps each pre-generated downstream frame to a slot holding its last send
-  time; a received frame's latency is ``perf_counter() - sent[slot]`` in this same process,
-  so no clock is shared between processes and nothing is embedded in the ciphertext.
-- :func:`drive` sends a round-robin sequence of pre-built frames at a given rate (or as fast
-  as it can) while polling every registered socket.
-- :func:`forwarder_main` is the bare asyncio UDP forwarder the relay is compared with.
+- :class:`SlimConn`: a WebSocket client on a raw non-blocking socket (the upgrade, masked
+  client frames with the all-zero key, server frames, pongs), authenticating exactly as the
+  real ``Endpoint`` does; many connections authenticate in pipelined batches.
+- :class:`UdpSink`: a listener's UDP socket; undrained a pure sink, drained a latency probe.
+- :class:`Probe`: maps each pre-generated frame to a slot holding its last send time, so a
+  latency is ``perf_counter() - sent[slot]`` in this one process (no shared clock, nothing
+  embedded in the ciphertext).
+- :func:`drive`: sends a round-robin sequence of pre-built frames at a rate (or flat out)
+  while polling every registered socket. (The bare forwarder: :mod:`bench.relay_forwarder`.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gc
 import json
 import os
 import selectors
 import socket
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -405,47 +397,3 @@ def _drive(
             tick(now)
         poll(0)
     return count
-
-
-# -- the bare forwarder ------------------------------------------------------------------------
-
-
-class _Forwarder(asyncio.DatagramProtocol):
-    """Receive a datagram, send it to each sink. ``STATS<tag>`` returns the input count."""
-
-    def __init__(self, sinks: list[tuple[str, int]]) -> None:
-        self.sinks = sinks
-        self.n = 0
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        if data.startswith(b"STATS"):  # b"STATS<tag>" -> b"<tag> <count>"
-            self.transport.sendto(data[5:] + b" " + str(self.n).encode(), addr)
-            return
-        self.n += 1
-        sendto = self.transport.sendto
-        for sink in self.sinks:
-            sendto(data, sink)
-
-
-async def _forward(sinks: list[tuple[str, int]]) -> None:
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Forwarder(sinks), local_addr=("127.0.0.1", 0)
-    )
-    print(transport.get_extra_info("sockname")[1], flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
-    transport.close()
-
-
-def forwarder_main(ports: str) -> None:
-    """The forwarder process; ``CROSSBAND_BENCH_LOOP=uvloop`` runs it on uvloop's loop."""
-    if os.environ.get("CROSSBAND_BENCH_LOOP") == "uvloop":
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    asyncio.run(_forward([("127.0.0.1", int(x)) for x in ports.split(",")]))

@@ -4,7 +4,7 @@
   config, database and audit log (on the ordinary disk), pinned to ``RELAY_CPU`` with a raised
   ``RLIMIT_NOFILE``. Its config raises the per-session media rate limit and ``max_talk_time``
   so that saturation is the relay's CPU, not its policy.
-- :class:`Forwarder` runs :func:`bench.relay_load.forwarder_main`, the bare asyncio UDP
+- :class:`Forwarder` runs :func:`bench.relay_forwarder.forwarder_main`, the bare asyncio UDP
   forwarder, on the same CPU.
 - :class:`Meter` measures one window: wall time, CPU used by the process under test and by
   this process, and CPU used by *foreign* processes (anything on the machine that is not part

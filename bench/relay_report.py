@@ -9,7 +9,9 @@ from __future__ import annotations
 import pstats
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.relay_procs import Window
 from bench.relay_stress import pct, spread
@@ -101,3 +103,85 @@ class Report:
             print(f"\npy-spy samples of the relay ({what}), {total} samples, by {title}:")
             for name, cnt in sorted(table.items(), key=lambda kv: -kv[1])[:30]:
                 print(f"  {cnt / total:6.1%}  {name}")
+
+
+# -- the issue-3 table (bench/relay_bench.py) -------------------------------------------------
+
+
+@dataclass
+class Row:
+    what: str
+    value: str
+    target: str = ""
+    ok: bool | None = None
+
+    def line(self) -> str:
+        mark = "" if self.ok is None else ("PASS" if self.ok else "MISS")
+        return f"  {self.what:50s} {self.value:>30s}  {self.target:>9s}  {mark}"
+
+
+def foreign(ws: list[Window]) -> str:
+    return "/".join(f"{w.foreign_cpu:.0%}" for w in ws)
+
+
+def _times(n: int) -> Callable[[int], int]:
+    return lambda sent: sent * n
+
+
+class Figures:
+    """The issue-3 figures, numbered 1-5 as in ``bench/relay_bench.py``'s docstring."""
+
+    rows: dict[int, list[Any]]
+
+    def add(self, figure: int, *rows: Row) -> None:
+        self.rows[figure] += rows
+
+    def lat_rows(
+        self,
+        figure: int,
+        name: str,
+        rounds: list[tuple[list[float], int, Window]],
+        expect: Callable[[int], int],
+        target: bool,
+    ) -> None:
+        """The median round (by p99) as the figure; every round's p99 and foreign CPU after it.
+
+        ``expect(sent)`` is how many receipts ``sent`` frames should produce at the probes.
+        """
+        stats = []
+        for lat, sent, w in rounds:
+            if lat:
+                stats.append((pct(lat, 0.99), pct(lat, 0.5), len(lat), expect(sent), w))
+        if not stats:
+            self.add(figure, Row(f"{name}: nothing received", "-", "", False if target else None))
+            return
+        stats.sort(key=lambda s: s[0])
+        p99, p50, got, expected, _ = stats[len(stats) // 2]
+        lost = 1 - sum(s[2] for s in stats) / max(1, sum(s[3] for s in stats))
+        every = " / ".join(f"{s[0] * 1e3:.2f}" for s in stats)
+        self.add(
+            figure,
+            Row(f"{name}: p50", f"{p50 * 1e3:.3f} ms"),
+            Row(
+                f"{name}: p99",
+                f"{p99 * 1e3:.3f} ms",
+                "<= 2 ms" if target else "",
+                (p99 <= 2e-3) if target else None,
+            ),
+            Row("   p99 per round (ms); lost", f"{every}; {lost:.2%}"),
+            Row("   foreign CPU per round", foreign([s[4] for s in stats])),
+        )
+
+    # -- relay set-up ------------------------------------------------------------------------
+
+
+def report(bench: Any, quick: bool, started: float) -> None:
+    patch = f", relay patches: {bench.patch}" if bench.patch else ""
+    print(
+        f"\nRelay benchmark — {'quick' if quick else 'full'} run{patch}, "
+        f"{time.perf_counter() - started:.0f} s, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    print(f"  {'figure':50s} {'measured':>30s}  {'target':>9s}")
+    for n in sorted(bench.rows):
+        for row in bench.rows[n]:
+            print(row.line())

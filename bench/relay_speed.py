@@ -49,10 +49,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.relay_bench import FANOUT, FULL, QUICK, Bench, Chan, Sizes, build_world  # noqa: E402
 from bench.relay_load import Item, UdpSink  # noqa: E402
 from bench.relay_procs import GEN_CPU, Forwarder, Window, raise_nofile  # noqa: E402
 from bench.relay_report import Report, Rounds  # noqa: E402
+from bench.relay_rig import FANOUT, FULL, QUICK, Chan, Sizes, build_world  # noqa: E402
+from bench.relay_rig import Rig as Bench  # noqa: E402
 from bench.relay_stress import counter, spread  # noqa: E402
 from bench.relay_stress_phase import stress_phase  # noqa: E402
 from bridge.wire import control as p  # noqa: E402
