@@ -21,7 +21,6 @@ import logging
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -36,20 +35,12 @@ from bridge.relay.jobs import Depth, Job, StoreFailure, execute
 from bridge.relay.metrics import new_registry, render_metrics
 from bridge.relay.state import Outcome
 from bridge.relay.udp import UdpPort
+from bridge.relay.wsvoice import WsVoice
 from bridge.wire import control as p
 
 log = logging.getLogger("crossband.relay")
-WS_BACKLOG = 256 * 1024  # bytes queued to a WebSocket listener before its voice is skipped
 TIMER_RETRY = 1.0  # seconds before the timer runs again after handle_timer raised
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One listener's WebSocket frames gathered during this loop pass."""
-
-    transport: asyncio.Transport
-    room: int  # bytes it may still take before WS_BACKLOG; negative: later frames skipped
-    frames: list[bytes]
+HEALTH_PROBE_TIMEOUT = 1.0  # seconds /healthz waits for the store probe before saying failing
 
 
 class RelayServer:
@@ -69,14 +60,12 @@ class RelayServer:
         # Commit verification: CPU-bound, off the loop (see bridge.relay.jobs.VerifyCommit).
         self._cpu_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify")
         self._conns: dict[int, Connection] = {}
-        self._transports: dict[int, asyncio.Transport] = {}
         self._udp: UdpPort | None = None
         self._runner: web.AppRunner | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._ws_pending: dict[int, _Pending] = {}
-        self._ws_flush: asyncio.Handle | None = None
+        self._ws_out: WsVoice | None = None  # set by start()
         self._depth = 0
         self._collector: Collector | None = None  # set by start()
         self._loop: asyncio.AbstractEventLoop  # set by start()
@@ -109,6 +98,7 @@ class RelayServer:
             self.udp_port = self._udp.port
             self.core.config.udp_port = self.udp_port
         await self.apply(self.core.handle_timer(*self._clock()))  # first sweep, old channels
+        self._ws_out = WsVoice(loop, self.core.metrics)
         self._collector = Collector(loop, self.core.metrics)
         self._collector.start()  # what exists now lives as long as the relay
         log.info("event=relay-started host=%s port=%s udp=%s", self.host, self.port, self.udp_port)
@@ -117,9 +107,8 @@ class RelayServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._ws_flush is not None:
-            self._ws_flush.cancel()
-            self._ws_flush, self._ws_pending = None, {}
+        if self._ws_out is not None:
+            self._ws_out.stop()
         if self._collector is not None:
             self._collector.stop()
         await asyncio.gather(*(conn.shutdown() for conn in list(self._conns.values())))
@@ -230,7 +219,7 @@ class RelayServer:
         )
         self._conns[sid] = conn
         if request.transport is not None:
-            self._transports[sid] = request.transport
+            self._ws_transport(sid, request.transport)
         conn.send(challenge)
         self._arm()  # the authentication deadline
         try:
@@ -247,7 +236,7 @@ class RelayServer:
             pass
         finally:
             self._conns.pop(sid, None)
-            self._transports.pop(sid, None)
+            self._ws_transport(sid, None)
             conn.stop()
             if self._collector is not None:
                 self._collector.disconnected()
@@ -338,43 +327,12 @@ class RelayServer:
             payload = p.ws_media(p.WS_MEDIA_DOWN, channel_no, frame)
             n = len(payload)
             head = bytes((0x82, n)) if n < 126 else bytes((0x82, 126)) + n.to_bytes(2, "big")
-            self._queue_ws(head + payload, ws)
+            if self._ws_out is not None:
+                self._ws_out.queue(head + payload, ws)
 
-    def _queue_ws(self, data: bytes, ws: list[int]) -> None:
-        """Gather this loop pass's frames per listener; :meth:`_flush_ws` writes each
-        listener's frames with one ``write`` (one ``send`` system call instead of one per
-        frame). A listener whose buffered plus gathered voice passes ``WS_BACKLOG`` loses the
-        frame (a stalled listener loses voice; its control queue drops it if it stays so)."""
-        pending = self._ws_pending
-        if not pending:
-            self._ws_flush = self._loop.call_soon(self._flush_ws)
-        size = len(data)
-        for sid in ws:
-            entry = pending.get(sid)
-            if entry is None:
-                transport = self._transports.get(sid)
-                if transport is None or transport.is_closing():
-                    continue
-                room = WS_BACKLOG - transport.get_write_buffer_size()
-                if room < 0:
-                    self.core.metrics.drop("ws-backlog")
-                    continue
-                pending[sid] = _Pending(transport, room - size, [data])
-            elif entry.room < 0:
-                self.core.metrics.drop("ws-backlog")
-            else:
-                entry.room -= size
-                entry.frames.append(data)
-
-    def _flush_ws(self) -> None:
-        pending, self._ws_pending = self._ws_pending, {}
-        self._ws_flush = None
-        for entry in pending.values():
-            if entry.transport.is_closing():
-                continue
-            frames = entry.frames
-            # aiohttp writes its own frames synchronously too, so frames never interleave.
-            entry.transport.write(frames[0] if len(frames) == 1 else b"".join(frames))
+    def _ws_transport(self, sid: int, transport: asyncio.Transport | None) -> None:
+        if self._ws_out is not None:
+            self._ws_out.transport(sid, transport)
 
     def _udp_send_dropped(self) -> None:
         self._udp_dropped.inc()
@@ -391,6 +349,11 @@ class RelayServer:
 
     async def _health(self, request: web.Request) -> web.Response:
         if self.core.store_failing:  # has the store come back? one small write tells
-            await self.apply(Outcome(jobs=[self.core.probe_job()]))
+            try:  # a store that hangs (busy, slow disk) is still failing: answer in time
+                await asyncio.wait_for(
+                    self.apply(Outcome(jobs=[self.core.probe_job()])), HEALTH_PROBE_TIMEOUT
+                )
+            except TimeoutError:
+                pass
         health = self.core.health()
         return web.json_response(health, status=200 if health["ok"] else 503)

@@ -43,7 +43,9 @@ async def test_store_failure_is_a_coded_error_not_a_reconnect_storm(
         with pytest.raises(RelayError) as refused:
             await disp.send_text(CH, "while the store is down", timeout=20)
         assert refused.value.code == p.Codes.STORE_FAILED
-        status, body = await asyncio.to_thread(http_get, relay.port, "/healthz", 30)
+        # Answered within its probe timeout (1 s) although the store is stuck, not after the
+        # store's own 5 s busy wait: a deadline of 3 s that fails.
+        status, body = await asyncio.to_thread(http_get, relay.port, "/healthz", 3)
         assert status == 503 and json.loads(body)["store"] == "failing"
         m = parse_metrics((await asyncio.to_thread(http_get, relay.port, "/metrics"))[1].decode())
         assert m["crossband_store_failures_total"] >= 1 and m["crossband_store_failing"] == 1

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bridge.relay import server as rs
+from bridge.relay import wsvoice as rs
 from bridge.relay.core import RelayCore
 from bridge.relay.memory_store import MemoryStore
 from bridge.relay.server import RelayServer
@@ -56,15 +56,20 @@ async def server() -> AsyncIterator[RelayServer]:
         await srv.stop()
 
 
+def attach(srv: RelayServer, transports: dict[int, FakeTransport]) -> None:
+    for sid, t in transports.items():
+        srv._ws_transport(sid, t)  # type: ignore[arg-type]
+
+
 async def flushed(srv: RelayServer) -> None:
     async with asyncio.timeout(5):
-        while srv._ws_pending:
+        while srv._ws_out is not None and srv._ws_out._pending:
             await asyncio.sleep(0)
 
 
 async def test_one_write_per_listener_per_pass(server: RelayServer) -> None:
     a, b = FakeTransport(), FakeTransport()
-    server._transports.update({1: a, 2: b})  # type: ignore[dict-item]
+    attach(server, {1: a, 2: b})
     sent = [(7, bytes([i]) * 40) for i in range(5)] + [(8, b"\xff" * 40)]
     for channel_no, frame in sent:
         server._fan_out(channel_no, frame, [], [1, 2])
@@ -83,7 +88,7 @@ async def test_the_backlog_bound_covers_gathered_frames(server: RelayServer) -> 
     # As when each frame was written at once: a frame is skipped once what is buffered is
     # over the bound, so this one takes three more (the third passes the bound).
     nearly = FakeTransport(rs.WS_BACKLOG - 2 * size)
-    server._transports.update({1: stalled, 2: nearly})  # type: ignore[dict-item]
+    attach(server, {1: stalled, 2: nearly})
     for i in range(5):
         server._fan_out(7, bytes([i]) * 40, [], [1, 2])
     await flushed(server)
