@@ -20,6 +20,7 @@ from bridge.errors import RemoteProtocolError
 from bridge.wire import control as p
 from crypto.agreement import Agreement, RevocationList
 from crypto.channel import CommitBundle, verify_commit
+from crypto.confirm import Confirmation, decode_confirmation
 from crypto.encoding import canonical, parse
 from crypto.errors import Refusal, VerificationError
 from crypto.identity import Credential, TrustBundle
@@ -42,6 +43,10 @@ SAMPLES: dict[str, tuple[bytes, Callable[[bytes], object]]] = {
     "trust": (W.trust.encode(), TrustBundle.decode),
     "bundle": (BUNDLE2.encode(), CommitBundle.decode),
     "statement": (BUNDLE1.encode(), parse),
+    "confirmation": (
+        Confirmation("inc-1", 2, "a" * 64, BOAT.id, NOW).signed(BOAT.keys.sign).encode(),
+        decode_confirmation,
+    ),
 }
 
 SCALARS = st.one_of(
@@ -133,6 +138,7 @@ test_agreement_decode = _fuzzer("agreement")
 test_revocation_list_decode = _fuzzer("revocation")
 test_trust_bundle_decode = _fuzzer("trust")
 test_canonical_parse = _fuzzer("statement")
+test_confirmation_decode = _fuzzer("confirmation")
 
 
 @FUZZ
