@@ -58,6 +58,7 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
     HANDLERS: ClassVar[dict[str, Handler]] = {
         "ping": MessagesMixin._on_ping,
         "msg": MessagesMixin._on_msg,
+        "confirm": MessagesMixin._on_confirm,
         "ack": MessagesMixin._on_ack,
         "floor-request": MessagesMixin._on_floor_request,
         "floor-release": MessagesMixin._on_floor_release,

@@ -19,12 +19,23 @@ from bridge.wire import control as p
 from crypto.group import CONTEXT_DATA
 
 MAX_MSG_ID = 128
+MAX_CONFIRM = 2048  # characters of base64: a confirmation is ~300 bytes
 _PRIORITIES = {"normal": Priority.NORMAL, "high": Priority.HIGH, "emergency": Priority.EMERGENCY}
 
 
 class MessagesMixin(CoreBase):
     def _on_ping(self, s: Session, msg: dict[str, Any], now: float, wall: float) -> Outcome:
         return Outcome([(s.id, p.control("pong"))])
+
+    def _on_confirm(self, s: Session, msg: dict[str, Any], now: float, wall: float) -> Outcome:
+        """A member's signed commit confirmation: passed at once to the channel's other
+        online members, not stored (the next one comes in seconds) and not checked here (the
+        members check the signature; the relay is not trusted with it anyway)."""
+        chan = self._member(s, msg["ch"])
+        if len(msg["statement"]) > MAX_CONFIRM:
+            raise RemoteProtocolError(p.Codes.TOO_LARGE)
+        out = p.control("confirm", ch=chan.id, statement=msg["statement"])
+        return Outcome([(o.id, out) for o in self._online(chan.members) if o.id != s.id])
 
     def _on_msg(self, s: Session, msg: dict[str, Any], now: float, wall: float) -> Outcome:
         chan = self._member(s, msg["ch"])

@@ -126,6 +126,8 @@ CLIENT_MESSAGES: Final[dict[str, dict[str, FieldSpec]]] = {
     "lookup": {"devices": ListOf(DEVICE_ID, max_items=1000)},
     "revocation": {"list": OBJECT},
     "ping": {},
+    # A signed commit confirmation (crypto.confirm), passed to the channel's other members.
+    "confirm": {"ch": CHANNEL_ID, "statement": BASE64},
 }
 # Optional in every message; ``null`` counts as absent.
 OPTIONAL_FIELDS: Final[dict[str, FieldSpec]] = {"rid": REQUEST_ID}

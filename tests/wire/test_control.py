@@ -26,6 +26,7 @@ GOOD: dict[str, dict[str, Any]] = {
     "lookup": {"devices": ["us-cbp/gw-1", "ca-rcmp/vessel-1"]},
     "revocation": {"list": {"body": {}}},
     "ping": {},
+    "confirm": {"ch": "inc-1", "statement": "AAAA"},
 }
 
 
