@@ -259,10 +259,11 @@ class RelayServer:
             msg = p.parse_control(data)
             outcome = self.core.handle(sid, msg, now, wall)
         except ProtocolError as exc:
+            unparsed = msg is None and exc.code in (p.Codes.RATE_LIMITED, p.Codes.TOO_LARGE)
+            if unparsed and len(data) <= p.MAX_SMALL_CONTROL:
+                msg = self._parse_for_rid(data)  # cheap at this size: the refusal names it
             self._refuse(sid, conn, exc.code, exc.detail, msg)
-            if msg is None and exc.code in (p.Codes.RATE_LIMITED, p.Codes.TOO_LARGE):
-                return self.core.read_pause(sid, len(data), now)  # refused before parsing
-            return 0.0
+            return self.core.read_pause(sid, len(data), now) if unparsed else 0.0
         except Exception as exc:  # a bug, or a parser that raised what it should not
             code = p.Codes.MALFORMED if msg is None else p.Codes.INTERNAL
             self.core.metrics.c["internal_errors"] += 1
@@ -274,6 +275,13 @@ class RelayServer:
         if msg["t"] == "auth" and self._collector is not None:
             self._collector.authenticated()  # frozen with its batch, out of full collections
         return 0.0
+
+    @staticmethod
+    def _parse_for_rid(data: str) -> dict[str, Any] | None:
+        try:
+            return p.parse_control(data)
+        except ProtocolError:
+            return None
 
     def _refuse(
         self, sid: int, conn: Connection, code: str, detail: str, msg: dict[str, Any] | None

@@ -103,3 +103,25 @@ async def test_a_flooding_session_is_read_no_faster_than_its_budget() -> None:
         by.close()
     finally:
         await server.stop()
+
+
+async def test_a_refusal_before_parsing_still_names_the_request() -> None:
+    """A message refused by its size charge is below the large-message size: the refusal
+    carries its ``rid``, so the sender's request fails at once instead of hanging until its
+    timeout (a member sending texts of ~110 KB used to wait 5 s for nothing)."""
+    world = make_world(now=int(time.time()))
+    member = world.device("us-cbp", "officer", ("member",))
+    config = RelayConfig(control_rate=10.0, control_burst=20.0)
+    server = RelayServer(RelayCore(world.trust, MemoryStore(), NullAudit(), config), udp_port=None)
+    await server.start()
+    try:
+        ws = await _login(server.port, member)
+        body = "A" * 240_000  # 3 tokens for its size, one to handle it: 8 are over budget
+        for i in range(8):
+            ws.send_text(p.control("msg", ch="inc-9", id=f"m-{i}", frame=body, rid=f"r-{i}"))
+        answers = [await ws.receive_json(15) for _ in range(8)]
+        limited = [m for m in answers if m.get("code") == p.Codes.RATE_LIMITED]
+        assert limited and all(m.get("rid", "").startswith("r-") for m in limited), answers
+        ws.close()
+    finally:
+        await server.stop()

@@ -28,7 +28,9 @@ def world() -> World:
 
 
 async def test_a_member_that_never_reads_blocks_nobody(tmp_path: Path, world: World) -> None:
-    relay = RelayProcess(tmp_path, world)
+    # ~11 MB of texts in a few seconds is more than a member's default control budget
+    # (50 tokens/s, one per 64 KiB): raised, so that this test is about the slow reader.
+    relay = RelayProcess(tmp_path, world, limits={"control_rate": 500.0, "control_burst": 1000.0})
     relay.start()
     disp = vessel = None
     stalled = await RawWebSocket.connect("127.0.0.1", relay.port, rcvbuf=4096)
