@@ -88,6 +88,7 @@ class RtpReceiverConfig:
     end_on_marker: bool = False
     end_signal_pt: int | None = None
     max_gap_ms: int = 300  # more than one lost 128 ms packet (ffmpeg's default ptime)
+    resample_lead: bool = False  # resampled audio ~12 ms late, not 20 (codec.py)
 
     def __post_init__(self) -> None:
         if not self.payloads or len({p.pt for p in self.payloads}) != len(self.payloads):
@@ -113,6 +114,7 @@ class RtpSenderConfig:
     rtcp_interval: float | None = 5.0
     cname: str = "crossband"
     opus_bitrate: int = 24000
+    resample_lead: bool = False  # resampled audio ~12 ms late, not 20 (codec.py)
 
     def __post_init__(self) -> None:
         if self.rate not in (8000, 16000, 48000):

@@ -19,17 +19,24 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
             hang_time: 0.5        # seconds of silence that end a burst
             end_on_marker: false
             end_signal_pt: 13     # optional
+            resample_lead: false  # true: resampled audio ~12 ms late, not 20 (see below)
           output:
             host: 127.0.0.1
             port: 5006
             payload: {name: opus, pt: 111}
             ssrc_mode: continuous # (default) or per-burst: a new SSRC for every burst
             ptime_ms: 20
+            resample_lead: false
 
 :func:`load_gateway_config` takes the ``rtp`` mapping (a ``dict``) and returns validated
 :class:`ChannelMapping` objects, or raises :class:`~adapters.errors.AdapterConfigError`
 naming the offending setting — unknown keys included, so a misspelt option is never silently
 ignored. (The ``crossband`` command turns it into a ``ConfigError`` naming the file.)
+
+``resample_lead`` (input or output, default false) matters only where the RTP clock and the
+channel rate differ (G.711 at ``rate: 16000``): with it, each burst starts with ~12 ms of
+silence and the resampled audio is that late, instead of a frame (20 ms) late; a burst then
+carries ~12 ms more (:mod:`adapters.rtp.codec`).
 
 ``codec``, ``bitrate`` and ``jitter`` are settings of the channel's path between endpoints,
 not of RTP: they are carried here as plain values for the gateway (``bridge.gateway``).
@@ -68,8 +75,16 @@ _INPUT_KEYS = _TRANSPORT_KEYS | {
     "end_on_marker",
     "end_signal_pt",
     "max_gap_ms",
+    "resample_lead",
 }
-_OUTPUT_KEYS = _TRANSPORT_KEYS | {"payload", "ssrc_mode", "ptime_ms", "rtcp_interval", "cname"}
+_OUTPUT_KEYS = _TRANSPORT_KEYS | {
+    "payload",
+    "ssrc_mode",
+    "ptime_ms",
+    "rtcp_interval",
+    "cname",
+    "resample_lead",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +194,18 @@ def _input(where: str, item: Any, rate: int) -> RtpInput:
             end_on_marker=bool(spec.get("end_on_marker", False)),
             end_signal_pt=None if spec.get("end_signal_pt") is None else int(spec["end_signal_pt"]),
             max_gap_ms=int(spec.get("max_gap_ms", 300)),
+            resample_lead=_flag(where, spec, "resample_lead"),
         )
     except (TypeError, ValueError) as exc:
         raise AdapterConfigError(where, str(exc)) from None
     return RtpInput(_transport(where, spec), receiver)
+
+
+def _flag(where: str, spec: AnyMapping[str, Any], key: str) -> bool:
+    value = spec.get(key, False)
+    if not isinstance(value, bool):
+        raise AdapterConfigError(f"{where}.{key}", "must be true or false")
+    return value
 
 
 def _output(where: str, item: Any, rate: int, bitrate: int) -> RtpOutput:
@@ -200,6 +223,7 @@ def _output(where: str, item: Any, rate: int, bitrate: int) -> RtpOutput:
             rtcp_interval=None if interval is None else float(interval),
             cname=str(spec.get("cname", "crossband")),
             opus_bitrate=bitrate,
+            resample_lead=_flag(where, spec, "resample_lead"),
         )
     except (TypeError, ValueError) as exc:
         raise AdapterConfigError(where, str(exc)) from None

@@ -22,10 +22,14 @@ in ``stats`` and dropped: ``receive_datagram`` never raises. A timestamp gap of 
 or for G.711/L16 with :class:`~adapters.codecs.plc.Concealer` (G.711 Appendix I style) — so
 the audio keeps its timing; a longer jump is counted (``jumps``) and not filled. These events
 come as soon as the packets do; :mod:`adapters.rtp.retimer` puts the frames on an even
-20 ms clock.
+20 ms clock, with a margin it takes from ``last_jitter``: how much the arrival times of the
+last burst's packets, less their RTP timestamps, spread (clumping by the sender's
+packetization does not count; a timestamp jump, or a packet that breaks the spread by more
+than ``TRANSIT_RESET`` — a sender whose timestamps stood still through a pause — starts a
+new reference).
 
 **The tail.** The last packet may leave less than a frame over, and the resampler holds back
-its delay (15–30 ms, :mod:`adapters.rtp.codec`). A burst that ends with a packet (marker,
+its delay (up to 11 ms, :mod:`adapters.rtp.codec`). A burst that ends with a packet (marker,
 end signal) flushes both into a last, zero-padded frame. A burst that ends by hang time drops
 them (``tails_dropped``): they would go out ``hang_time`` after the rest, and the far end,
 having already played the burst out, would hear them as a burst of their own.
@@ -49,6 +53,7 @@ __all__ = ["Audio", "BurstEnd", "BurstStart", "ReceiverStats", "RtpEvent", "RtpR
 
 EndReason = Literal["hang_time", "marker", "end_signal", "handoff"]
 HANDOFF_MARGIN = 0.04  # seconds of silence, beyond a packet's duration, before a take-over
+TRANSIT_RESET = 0.2  # seconds: a change of transit time this large is no jitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +111,15 @@ class ReceiverStats:
 class _Depayloader:
     """Payload → PCM at the endpoint rate, with loss filling, for one burst."""
 
-    def __init__(self, fmt: PayloadFormat, rate: int) -> None:
+    def __init__(self, fmt: PayloadFormat, rate: int, lead: bool = False) -> None:
         self.fmt = fmt
         self.rate = rate
         self._opus = OpusDecoder(rate) if fmt.name == "opus" else None  # decodes at ``rate``
-        self._resampler = Resampler(fmt.clock_rate, rate) if self._opus is None else None
+        self._resampler = (
+            Resampler(fmt.clock_rate, rate, low_delay=True, lead=lead)
+            if self._opus is None
+            else None
+        )
         self._plc = Concealer(fmt.clock_rate) if self._opus is None else None
         self._decode: Callable[[bytes], bytes] = {
             "pcmu": ulaw_decode,
@@ -158,6 +167,10 @@ class RtpReceiver:
         self._depay: _Depayloader | None = None
         self._pending = b""
         self._frame_bytes = 2 * frame_samples(config.rate)
+        self._stream_s = 0.0  # seconds of stream played in this burst (packets and fills)
+        self._transit: tuple[float, float] | None = None  # min, max of arrival − stream time
+        self._spread = 0.0  # this burst's largest transit spread
+        self.last_jitter = 0.0  # the last burst's: how much later than others a packet came
         if any(p.name == "opus" for p in config.payloads):
             OpusDecoder(config.rate)  # fail now (OpusUnavailableError), not on a packet
 
@@ -192,25 +205,26 @@ class RtpReceiver:
         elif self._depay is None or self._depay.fmt != fmt:  # the gateway switched codec
             if self._depay is not None:
                 self._pending += self._depay.flush()
-            self._depay = _Depayloader(fmt, self.config.rate)
+            self._depay = _Depayloader(fmt, self.config.rate, self.config.resample_lead)
         elif (packet.sequence_number - self._next_seq) & 0xFFFF >= 0x8000:
             self.stats.stale += 1  # duplicate or reordered behind what was played
             return
         self._last_packet = now
-        self._play(packet)
+        self._play(packet, now)
         if self.config.end_on_marker and packet.marker and self._ssrc is not None:
             self._end("marker")
 
     def _start(self, packet: RtpPacket, fmt: PayloadFormat) -> None:
         self._ssrc = packet.ssrc
-        self._depay = _Depayloader(fmt, self.config.rate)
+        self._depay = _Depayloader(fmt, self.config.rate, self.config.resample_lead)
         self._next_seq = packet.sequence_number
         self._next_ts = packet.timestamp
         self._pending = b""
+        self._stream_s, self._transit, self._spread = 0.0, None, 0.0
         self.stats.bursts += 1
         self._events.append(BurstStart(packet.ssrc))
 
-    def _play(self, packet: RtpPacket) -> None:
+    def _play(self, packet: RtpPacket, now: float) -> None:
         assert self._depay is not None
         self.stats.lost += (packet.sequence_number - self._next_seq) & 0xFFFF
         gap = (packet.timestamp - self._next_ts) & 0xFFFFFFFF
@@ -219,8 +233,10 @@ class RtpReceiver:
             if 0 < gap <= self.config.max_gap_ms * clock // 1000:
                 self._pending += self._depay.fill(gap, packet.payload)
                 self.stats.concealed += gap
+                self._stream_s += gap / clock
             elif gap:
                 self.stats.jumps += 1
+                self._transit = None  # the stream's clock moved: a new reference
             pcm, ticks = self._depay.decode(packet.payload)
         except CodecError:
             self.stats.decode_errors += 1
@@ -229,8 +245,17 @@ class RtpReceiver:
             self._next_seq = (packet.sequence_number + 1) & 0xFFFF
         self._next_ts = (packet.timestamp + ticks) & 0xFFFFFFFF
         self._last_duration = ticks / clock
+        self._stream_s += ticks / clock
+        self._track_transit(now - self._stream_s)
         self._pending += pcm
         self._emit_frames()
+
+    def _track_transit(self, transit: float) -> None:
+        lo, hi = self._transit or (transit, transit)
+        if max(hi, transit) - min(lo, transit) > TRANSIT_RESET:
+            lo = hi = transit  # the stream's clock moved: a new reference
+        self._transit = (min(lo, transit), max(hi, transit))
+        self._spread = max(self._spread, self._transit[1] - self._transit[0])
 
     def _emit_frames(self) -> None:
         size = self._frame_bytes
@@ -240,6 +265,7 @@ class RtpReceiver:
         self._pending = self._pending[whole:]
 
     def _end(self, reason: EndReason) -> None:
+        self.last_jitter = self._spread
         if reason != "hang_time":  # the end is now: send the last samples with it
             if self._depay is not None:
                 self._pending += self._depay.flush()

@@ -6,16 +6,24 @@ that, the far side's jitter buffer takes the clump for network jitter. :class:`R
 holds the frames of one burst and releases them one per 20 ms from ``handle_timer(now)``:
 
 * frame *n* of a burst is due at ``t0 + delay + n × 20 ms``, where ``t0`` is the arrival of
-  its first frame and ``delay`` = ``base_delay`` (20 ms: jitter) + (the first packet's
-  duration − 20 ms), the most the clumping can make a frame late;
-* so the packet after a lost one (which makes the receiver fill the gap, with PLC) comes
-  at about the time the lost packet's first frame is due;
+  its first frame and ``delay`` = the *packetization lag* (:func:`packetization_lag`: how much
+  later than that schedule a perfectly paced stream of the first packet's duration can bring
+  a frame — 0 for any multiple of 20 ms, 16 ms for 128 ms packets) + the *jitter margin*;
+  for packets so long that the concealment below could not bridge the loss of one (longer
+  than ``max_conceal`` + 20 ms), the first packet's duration − 20 ms instead of the
+  packetization lag, so that the packet after a lost one (which makes the receiver fill the
+  gap, with PLC) comes at about the time the lost packet's first frame is due;
+* the jitter margin is adaptive: it starts at ``base_delay`` (4 ms: a smooth sender's frames
+  wait no longer than that), and each burst starts with that plus the arrival jitter the last
+  one showed (:attr:`RtpReceiver.last_jitter`: the spread of its packets' arrival times less
+  their RTP timestamps, so packetization does not count), or half the margin before,
+  whichever is more (so it relaxes when the jitter goes), bounded by ``max_jitter``;
 * a frame that is not there when due is concealed (:class:`~adapters.codecs.plc.Concealer`)
   and its slot counted as *owed*. If what comes for it later is the receiver's fill of a lost
   packet, it is dropped: a loss is filled, never compressed in time. If it is the real frame,
-  only late (jitter beyond the delay), it is kept and the delay grows by a frame (a
+  only late (jitter beyond the margin), it is kept and the delay grows by a frame (a
   *stretch*, at most ``max_stretch`` per burst; beyond that late frames are dropped too), so
-  jitter costs one concealed frame, not a lost one;
+  jitter costs one concealed frame, not a lost one, and the next burst's margin covers it;
 * after ``max_conceal`` of concealment in a row (60 ms: it has faded out by then) the
   retimer goes quiet: the talker paused or stopped, and the end of a transmission carries at
   most 60 ms of fading concealment. When frames come again, those standing for the slots
@@ -23,12 +31,18 @@ holds the frames of one burst and releases them one per 20 ms from ``handle_time
   clock restarts at the next one, so a pause is as long as it was;
 * a timestamp jump (the receiver filled nothing) forgets what is owed and re-anchors.
 
+Why not wait for a late frame instead of concealing it? At its due time a late frame and a
+lost one look the same: waiting for every missing frame would put each loss late and
+stretch the end of every transmission; the stretch costs one frame once, and the learned
+margin keeps it from coming back.
+
 :class:`RetimedReceiver` is an :class:`RtpReceiver` whose ``Audio`` events come through a
 retimer (``BurstEnd`` waits until the burst's frames have played); the RTP adapter uses it.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -37,9 +51,28 @@ from adapters.codecs.plc import Concealer
 from adapters.rtp.config import RtpReceiverConfig
 from adapters.rtp.receiver import Audio, BurstEnd, BurstStart, RtpEvent, RtpReceiver
 
-__all__ = ["RetimedReceiver", "Retimer", "RetimerStats"]
+__all__ = ["RetimedReceiver", "Retimer", "RetimerStats", "packetization_lag"]
 
 FRAME = 0.020
+BASE_DELAY = 0.004  # the jitter margin a burst starts with when nothing was learned
+MAX_JITTER = 0.1
+
+
+def packetization_lag(packet_s: float, frame_s: float = FRAME) -> float:
+    """How late, at most, a frame of a perfectly paced stream of ``packet_s`` packets comes
+    after ``t0 + n × frame_s`` (``t0``: when its first whole frame came): a frame is whole
+    when the packet holding its last sample arrives. 0 when ``packet_s`` is a multiple of
+    ``frame_s`` (or divides it); up to ``frame_s`` less their common divisor otherwise."""
+    p, f = round(packet_s * 1e6), round(frame_s * 1e6)  # microseconds
+    if p <= 0:
+        return 0.0
+    period = min(p // math.gcd(p, f), 1000)  # frames before the pattern repeats
+
+    def packet_of(n: int) -> int:  # the packet that completes frame n
+        return -(-(n + 1) * f // p) - 1
+
+    k0 = packet_of(0)
+    return max((packet_of(n) - k0) * p - n * f for n in range(period)) / 1e6
 
 
 @dataclass(slots=True)
@@ -59,15 +92,19 @@ class Retimer:
         self,
         rate: int,
         *,
-        base_delay: float = 0.020,
+        base_delay: float = BASE_DELAY,
         max_conceal: float = 0.06,
         max_stretch: float = 0.1,
+        max_jitter: float = MAX_JITTER,
     ) -> None:
         self.rate = rate
         self.max_stretch = max_stretch
         self.base_delay = base_delay
         self.max_conceal = max_conceal
+        self.max_jitter = max_jitter
         self.stats = RetimerStats()
+        self.jitter = base_delay  # the jitter margin of the current burst (learned)
+        self.packetization = 0.0  # the packetization lag (or loss cover) of the current burst
         self._samples = frame_samples(rate)
         self._plc = Concealer(rate)
         self._queue: deque[bytes] = deque()
@@ -80,15 +117,27 @@ class Retimer:
         self._stretch = 0.0
         self.ending = False  # the burst ended: play out what is queued, conceal nothing more
 
-    def start(self, first_packet_s: float = FRAME) -> None:
-        """A new burst; ``first_packet_s``: the duration of its first packet."""
+    @property
+    def delay(self) -> float:
+        """How long after its schedule a frame of the current burst is played."""
+        return self._delay + self._stretch
+
+    def start(self, first_packet_s: float = FRAME, jitter_seen: float | None = None) -> None:
+        """A new burst; ``first_packet_s``: the duration of its first packet;
+        ``jitter_seen``: the arrival jitter of the burst before (the module docstring)."""
+        if jitter_seen is not None:
+            self.jitter = max(self.base_delay + jitter_seen, self.jitter / 2)
+        self.jitter = min(max(self.jitter, self.base_delay), self.max_jitter)
         self._queue.clear()
         self._anchor = None
         self._owed = self._run = 0
         self._quiet_since = None
         self._plc.reset()
         self.ending = False
-        self._delay = self.base_delay + max(first_packet_s - FRAME, 0.0)
+        self.packetization = packetization_lag(first_packet_s)
+        if first_packet_s - FRAME > self.max_conceal + 1e-9:  # cover the loss of a packet
+            self.packetization = max(self.packetization, first_packet_s - FRAME)
+        self._delay = self.packetization + self.jitter
         self._stretch = 0.0
 
     def resync(self) -> None:
@@ -164,7 +213,11 @@ class RetimedReceiver(RtpReceiver):
     """An :class:`RtpReceiver` whose audio comes out on the 20 ms clock (module docstring)."""
 
     def __init__(
-        self, config: RtpReceiverConfig, *, base_delay: float = 0.020, max_conceal: float = 0.06
+        self,
+        config: RtpReceiverConfig,
+        *,
+        base_delay: float = BASE_DELAY,
+        max_conceal: float = 0.06,
     ) -> None:
         super().__init__(config)
         self.retimer = Retimer(config.rate, base_delay=base_delay, max_conceal=max_conceal)
@@ -194,7 +247,7 @@ class RetimedReceiver(RtpReceiver):
         for event in super().events_received():
             if isinstance(event, BurstStart):
                 self._finish_held()
-                self.retimer.start(self._last_duration or FRAME)
+                self.retimer.start(self._last_duration or FRAME, self.last_jitter)
                 self._out.append(event)
             elif isinstance(event, Audio):
                 self.retimer.push(event.pcm, now, filled=filled)

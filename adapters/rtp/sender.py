@@ -81,7 +81,11 @@ class RtpSender:
         self._frame_bytes = 2 * frame_samples(config.rate)
         self._ticks_per_frame = frame_samples(fmt.clock_rate)
         self._opus = OpusEncoder(config.rate, config.opus_bitrate) if fmt.name == "opus" else None
-        self._resampler = Resampler(config.rate, fmt.clock_rate) if not self._opus else None
+        self._resampler = (
+            Resampler(config.rate, fmt.clock_rate, low_delay=True, lead=config.resample_lead)
+            if not self._opus
+            else None
+        )
         self._resampled = b""  # resampler output not yet in a whole frame
         self.tails_dropped = 0
         self._encode: Callable[[bytes], bytes] = {

@@ -26,8 +26,8 @@ from adapters.rtp.stream import (
 PCMA = PayloadFormat.of("pcma")
 OPUS = PayloadFormat.of("opus", 111)
 # 10 frames of PCMA come in at 8 kHz and go out at 16 kHz; the burst ends by hang time, which
-# drops what the resampler holds back (30 ms) and the partial frame after it (receiver docs).
-PCMA_FRAMES = (10 * 320 - 480) // 320
+# drops what the resampler holds back (up to 11.3 ms) and the partial frame after it.
+PCMA_FRAMES = (10 * 320 - 180) // 320
 
 
 async def exchange(

@@ -138,7 +138,9 @@ def test_a_pause_without_packets_keeps_its_length() -> None:
 
 
 def test_a_late_packet_costs_one_concealed_frame_not_a_lost_one() -> None:
-    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000, hang_time=0.5))
+    # A 20 ms jitter margin (the adaptive margin starts at 4 ms; here as if a jittery earlier
+    # burst had taught it 20 ms), so the 35 ms stall is 15 ms beyond it: one frame.
+    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000, hang_time=0.5), base_delay=0.020)
     sig = np.random.default_rng(2).integers(-8000, 8000, 16000 * 6 // 10).astype(np.int16)
     pk = list(packets(sig, 20))
     # packets 10 and 11 come together 35 ms after packet 10 was due to (a network stall
