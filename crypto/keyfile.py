@@ -3,17 +3,25 @@
 This is the only module of :mod:`crypto` that touches the file system, and only for the
 private keys it is handed. A key file is canonical JSON::
 
-    {"v": 1, "type": "agency-root" | "device", "name": ..., "sealed": null | {"kdf": "scrypt",
-     "salt", "n", "r", "p"}, "data": base64url}
+    {"v": 1, "type": "agency-root" | "device" | "relay", "name": ..., "sealed": null |
+     {"kdf": "argon2id", "salt", "m", "t", "p"}, "data": base64url}
 
 ``data`` is the key material (canonical JSON) or, with a passphrase, its AES-256-GCM encryption
-under a key derived by scrypt (RFC 7914; n=2^15, r=8, p=1) with the file header as AAD.
-Files are created with mode 0600 and a file that group or others can read is refused rather
-than trusted.
+under a key derived by Argon2id (RFC 9106; 64 MiB, 3 passes, 4 lanes: ~0.3 s here) with the
+file header as AAD. Files sealed by earlier versions with scrypt (``{"kdf": "scrypt", "salt",
+"n", "r", "p"}``, n = 2^15) still open; :func:`open_keyfile` reports them as weak
+(:data:`WEAK`) so the CLI can say to re-seal them, which any save does with Argon2id.
+
+Reading refuses rather than guesses: a passphrase given for a file that is not sealed is an
+error (the operator believes it is protected); a key file is opened without following a
+symbolic link, and refused unless it is a regular file owned by the user reading it that
+group and others cannot read (checked on the open file, not on the path).
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import stat
 from pathlib import Path
@@ -21,6 +29,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .encoding import b64d, b64e, canonical, parse
@@ -29,10 +38,18 @@ from .errors import KeyFileError, VerificationError
 from .identity import AgencyRoot, DeviceKeys, check_agency_id
 from .keys import HpkePrivateKey, Kem, SigningKey
 
-SCRYPT_N = 1 << 15
+log = logging.getLogger("crossband.keys")
+ARGON2 = {"m": 64 * 1024, "t": 3, "p": 4}  # KiB of memory, passes, lanes
+WEAK = "weak-kdf"  # what open_keyfile's caller is told about a legacy scrypt file
+_LIMITS = {"m": (8 * 1024, 1024 * 1024), "t": (1, 10), "p": (1, 8)}  # what a file may ask
 
 
-def _kdf(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+def _argon2(passphrase: str, salt: bytes, m: int, t: int, p: int) -> bytes:
+    kdf = Argon2id(salt=salt, length=32, iterations=t, lanes=p, memory_cost=m)
+    return kdf.derive(passphrase.encode("utf-8"))
+
+
+def _scrypt(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
 
 
@@ -43,15 +60,36 @@ def seal_keyfile(kind: str, name: str, material: dict[str, Any], passphrase: str
         raise KeyFileError("empty passphrase: give a real one, or none for an unsealed file")
     if passphrase:
         salt = os.urandom(16)
-        header["sealed"] = {"kdf": "scrypt", "salt": b64e(salt), "n": SCRYPT_N, "r": 8, "p": 1}
+        header["sealed"] = {"kdf": "argon2id", "salt": b64e(salt), **ARGON2}
         nonce = os.urandom(12)
-        key = _kdf(passphrase, salt, SCRYPT_N, 8, 1)
+        key = _argon2(passphrase, salt, ARGON2["m"], ARGON2["t"], ARGON2["p"])
         data = nonce + AESGCM(key).encrypt(nonce, data, canonical(header))
     return canonical({**header, "data": b64e(data)})
 
 
-def open_keyfile(blob: bytes, passphrase: str | None) -> tuple[str, str, dict[str, Any]]:
-    """Return (type, name, material) or raise KeyFileError."""
+def _derive(sealed: dict[str, Any], passphrase: str) -> tuple[bytes, bool]:
+    """The file's key, and whether its KDF is a weak legacy one."""
+    kdf, salt = sealed["kdf"], b64d(sealed["salt"])
+    if kdf == "argon2id":
+        m, t, p = int(sealed["m"]), int(sealed["t"]), int(sealed["p"])
+        for name, value in (("m", m), ("t", t), ("p", p)):
+            lo, hi = _LIMITS[name]
+            if not lo <= value <= hi:
+                raise KeyFileError("key file asks for unreasonable Argon2id parameters")
+        return _argon2(passphrase, salt, m, t, p), False
+    if kdf == "scrypt":
+        n, r, p = int(sealed["n"]), int(sealed["r"]), int(sealed["p"])
+        if not (2 <= n <= 1 << 20 and 1 <= r <= 16 and 1 <= p <= 4):
+            raise KeyFileError("key file asks for unreasonable scrypt parameters")
+        return _scrypt(passphrase, salt, n, r, p), n < 1 << 20
+    raise KeyFileError("key file is sealed with an unknown key derivation")
+
+
+def open_keyfile(
+    blob: bytes, passphrase: str | None, notes: list[str] | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """Return (type, name, material) or raise KeyFileError; ``notes`` gets :data:`WEAK` for a
+    file sealed with a legacy key derivation (it opens; save it again to re-seal it)."""
     try:
         obj = parse(blob)
         header = {k: obj[k] for k in ("v", "type", "name", "sealed")}
@@ -59,21 +97,37 @@ def open_keyfile(blob: bytes, passphrase: str | None) -> tuple[str, str, dict[st
     except (VerificationError, KeyError):
         raise KeyFileError("not a Crossband key file")
     sealed = header["sealed"]
+    if sealed is None and passphrase:
+        raise KeyFileError(
+            "key file is not sealed, yet a passphrase was given: it is stored in the clear; "
+            "seal it (save it again with the passphrase) or give no passphrase"
+        )
     if sealed is not None:
         if not passphrase:
             raise KeyFileError("key file is passphrase-protected: give the passphrase")
         try:
-            n, r, p = int(sealed["n"]), int(sealed["r"]), int(sealed["p"])
-            if not (2 <= n <= 1 << 20 and 1 <= r <= 16 and 1 <= p <= 4):
-                raise KeyFileError("key file asks for unreasonable scrypt parameters")
-            key = _kdf(passphrase, b64d(sealed["salt"]), n, r, p)
+            key, weak = _derive(sealed, passphrase)
             data = AESGCM(key).decrypt(data[:12], data[12:], canonical(header))
         except (InvalidTag, KeyError, TypeError, ValueError, VerificationError):
             raise KeyFileError("wrong passphrase or damaged key file")
+        if weak and notes is not None:
+            notes.append(WEAK)
     try:
         return str(header["type"]), str(header["name"]), parse(data)
     except VerificationError:
         raise KeyFileError("damaged key file")
+
+
+def _open(path: str | os.PathLike[str], passphrase: str | None) -> tuple[str, str, dict[str, Any]]:
+    notes: list[str] = []
+    opened = open_keyfile(read_private(path), passphrase, notes)
+    if WEAK in notes:
+        log.warning(
+            "event=weak-key-file path=%s: sealed with a legacy key derivation (scrypt 2^15); "
+            "save it again to re-seal it with Argon2id",
+            path,
+        )
+    return opened
 
 
 def write_private(path: str | os.PathLike[str], blob: bytes) -> None:
@@ -99,17 +153,28 @@ def write_private(path: str | os.PathLike[str], blob: bytes) -> None:
 
 
 def read_private(path: str | os.PathLike[str]) -> bytes:
-    """Read a private key file, refusing one that group or others may read."""
+    """Read a private key file: opened without following a symbolic link, and refused unless
+    the open file is a regular file owned by us that group and others cannot read."""
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise KeyFileError(f"key file {path} is a symbolic link: give the file itself")
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}")
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"key file {path} is accessible by group/others (mode {stat.S_IMODE(st.st_mode):o});"
-            " run: chmod 600 " + str(path)
-        )
-    with open(path, "rb") as f:
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise KeyFileError(f"key file {path} is not a regular file")
+        if st.st_uid != os.geteuid():
+            raise KeyFileError(
+                f"key file {path} belongs to user {st.st_uid}, not to this user "
+                f"({os.geteuid()}): run as its owner, or chown it"
+            )
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(
+                f"key file {path} is accessible by group/others "
+                f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {path}"
+            )
         return f.read()
 
 
@@ -119,7 +184,7 @@ def save_root(path: str | os.PathLike[str], root: AgencyRoot, passphrase: str | 
 
 
 def load_root(path: str | os.PathLike[str], passphrase: str | None) -> AgencyRoot:
-    kind, name, material = open_keyfile(read_private(path), passphrase)
+    kind, name, material = _open(path, passphrase)
     if kind != "agency-root":
         raise KeyFileError(f"{path} is a {kind} key file, not an agency root")
     try:
@@ -136,7 +201,7 @@ def save_relay_key(
 
 
 def load_relay_key(path: str | os.PathLike[str], passphrase: str | None) -> tuple[str, SigningKey]:
-    kind, name, material = open_keyfile(read_private(path), passphrase)
+    kind, name, material = _open(path, passphrase)
     if kind != "relay":
         raise KeyFileError(f"{path} is a {kind} key file, not a relay key")
     try:
@@ -157,7 +222,7 @@ def save_device(
 
 
 def load_device(path: str | os.PathLike[str], passphrase: str | None) -> tuple[str, DeviceKeys]:
-    kind, name, material = open_keyfile(read_private(path), passphrase)
+    kind, name, material = _open(path, passphrase)
     if kind != "device":
         raise KeyFileError(f"{path} is a {kind} key file, not a device key")
     try:
