@@ -54,7 +54,7 @@ MAX_CLOCK_SKEW = 300
 """Seconds two clocks may disagree: a commit's ``issued_at`` may be this much earlier than its
 predecessor's (two dispatchers' clocks) and this much later than the verifier's ``now``."""
 _HASH = re.compile(r"[0-9a-f]{64}")
-_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
 def _hex(obj: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:

@@ -45,8 +45,9 @@ _SUITES = {
 
 
 def fingerprint(data: bytes) -> str:
-    """Short, printable identifier of a public key or statement (hex of SHA-256, 16 bytes)."""
-    return hashlib.sha256(data).hexdigest()[:32]
+    """Printable identifier of a public key or statement: the hex of its whole SHA-256 (a
+    roster binds credentials by it, so it is never truncated)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class SigningKey:
