@@ -62,6 +62,8 @@ class Probe:
 
     def hit(self, data: bytes, t: float) -> None:
         slot = self.index.get(data)
+        if slot is None:  # a relay's UDP copy: its listener's MAC follows the indexed bytes
+            slot = self.index.get(data[:-8])
         if slot is not None and self.recording:
             self.lat.append(t - self.sent[slot])
 
@@ -353,10 +355,9 @@ def drive(
 ) -> int:
     """Send ``seq`` round-robin at ``rate`` frames/s (None: flat out) for ``seconds``.
 
-    Pacing is a busy loop (this process has a core of its own), so frames leave evenly
-    instead of in per-millisecond bursts; every pass also drains the sockets in ``pump``.
-    A send function returning False means the frame was not sent (backpressure).
-    Returns the number of frames sent. The garbage collector is off meanwhile.
+    Pacing is a busy loop (this process has a core of its own), so frames leave evenly;
+    every pass also drains the sockets in ``pump``. A send returning False: not sent
+    (backpressure). Returns the number of frames sent. The collector is off meanwhile.
     """
     enabled = gc.isenabled()
     gc.disable()  # this process's own collector pauses would read as relay latency

@@ -5,6 +5,7 @@ issue 3, and ``bench/relay_speed.py``, issue 7, build their phases on it)."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import socket
 import sys
@@ -40,6 +41,7 @@ POOL = 32  # pre-generated frames per talker (the relay checks KID and floor, no
 PAYLOAD = 80  # bytes of Opus per 20 ms frame
 WS_WINDOW = 64  # WebSocket frames in flight per talker (see _ws_sender)
 FANOUT = 10
+_REGISTER_SEQ = itertools.count(1)  # one counter for every session: each sees it grow
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,8 @@ class Rig:
         for i in range(0, len(todo), 100):
             for s, x in todo[i : i + 100]:
                 s.sock.sendto(
-                    p.udp_register(x.token, x.udp_key), ("127.0.0.1", self.relay.udp_port)
+                    p.udp_register(x.token, x.udp_key, next(_REGISTER_SEQ)),
+                    ("127.0.0.1", self.relay.udp_port),
                 )
             self.pump.settle(0.005)
 
@@ -268,7 +271,7 @@ class Rig:
                         (
                             c.sock.send,
                             p.udp_media_up(c.conn.token, c.conn.udp_key, c.no, f),
-                            self.probe.slot(p.udp_media_down(c.no, f)),
+                            self.probe.slot(p.udp_media_down(c.no, f)[: -p.MAC_LEN]),
                         )
                         for f in c.frames
                     ]

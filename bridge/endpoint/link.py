@@ -2,16 +2,19 @@
 
 :class:`RelayLink` knows the wire and nothing of channels or keys beyond the device's signing
 key. It connects, answers the relay's challenge (and, when a relay key is pinned, checks the
-relay's own proof), keeps a UDP socket registered with the session token, reconnects with
-exponential backoff (0.2 s doubling to 10 s, with jitter) whenever the link drops, and hands
-what arrives to its :class:`LinkHandler` (the :class:`~bridge.endpoint.endpoint.Endpoint`).
+relay's own proof), keeps a UDP socket registered with the session token (fresh registers at
+the times :class:`~bridge.endpoint.udp_binding.UdpBinding` says, every 5 s by default),
+reconnects with exponential backoff (0.2 s doubling to 10 s, with jitter) whenever the link
+drops, and hands what arrives to its :class:`LinkHandler` (the
+:class:`~bridge.endpoint.endpoint.Endpoint`).
 
 The relay is not trusted. The challenge and the welcome are read like every relay message
 (:func:`~bridge.endpoint.inbound.parse_relay_message`: strict JSON, checked field types); one
 that is malformed fails that attempt with a one-line log and the link tries again. Media
 arriving by UDP or as WebSocket binary frames goes through the wire parsers
 (:mod:`bridge.wire.media`); what does not parse is counted in ``stats["malformed_media"]`` and
-dropped.
+dropped, and a datagram without this session's downstream MAC (spoofed, or meant for someone
+else) in ``stats["udp_bad_mac"]``, before it reaches the decryptor.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import aiohttp
 
 from bridge.endpoint import events as ev
 from bridge.endpoint.inbound import parse_relay_message
+from bridge.endpoint.udp_binding import KEEPALIVE, UdpBinding
 from bridge.errors import RelayError, RemoteProtocolError
 from bridge.wire import control as p
 from bridge.wire.auth import AUTH_DOMAIN, relay_proof
@@ -70,21 +74,18 @@ class LinkHandler(Protocol):
 
 
 class _UdpClient(asyncio.DatagramProtocol):
-    def __init__(self, handler: LinkHandler, stats: dict[str, int]) -> None:
+    def __init__(self, handler: LinkHandler, binding: UdpBinding) -> None:
         self.handler = handler
-        self.stats = stats
+        self.binding = binding
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            channel_no, frame = p.parse_udp_down(data)
-        except RemoteProtocolError:  # not a relay datagram: counted and dropped
-            self.stats["malformed_media"] += 1
-            return
-        self.handler.on_media(channel_no, frame)
+        media = self.binding.receive(data)  # None: malformed or not the relay's (counted)
+        if media is not None:
+            self.handler.on_media(*media)
 
 
 class RelayLink:
@@ -98,6 +99,7 @@ class RelayLink:
         transport: str = "udp",
         ssl_context: Any = None,
         relay_key: VerifyKey | None = None,
+        udp_keepalive: float = KEEPALIVE,
     ) -> None:
         if transport not in ("udp", "ws"):
             raise ValueError("transport must be 'udp' or 'ws'")
@@ -110,10 +112,14 @@ class RelayLink:
         self.relay_key = relay_key  # pinned relay identity: its welcome must be signed by it
         self.connected = asyncio.Event()
         self.reconnects = 0
-        # media that did not parse (UDP datagrams, WebSocket binary frames): dropped
-        self.stats = {"malformed_media": 0}
+        # media that did not parse (UDP datagrams, WebSocket binary frames), datagrams that
+        # were not the relay's: dropped; registers sent
+        self.stats = {"malformed_media": 0, "udp_bad_mac": 0, "udp_registers": 0}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.udp: _UdpClient | None = None
+        self.udp_binding = UdpBinding(self.stats, udp_keepalive)
+        self._udp_remote: tuple[str, int] | None = None
+        self._udp_timer: asyncio.TimerHandle | None = None
         self.udp_token = b""
         self.udp_key = b""
         self._http: aiohttp.ClientSession | None = None
@@ -134,6 +140,7 @@ class RelayLink:
             await self.ws.close()
         if self._http is not None:
             await self._http.close()
+        self._end_udp_session()
         if self.udp and self.udp.transport:
             self.udp.transport.close()
 
@@ -201,19 +208,22 @@ class RelayLink:
             max_msg_size=p.MAX_CONTROL,
         ) as ws:
             self.ws = ws
-            welcome = await self._authenticate(ws)
-            await self._on_welcome(welcome)
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT:
-                    await self.handler.on_text(msg.data)
-                elif msg.type == aiohttp.WSMsgType.BINARY:
-                    self._on_binary(msg.data)
-                elif msg.type in (
-                    aiohttp.WSMsgType.CLOSE,
-                    aiohttp.WSMsgType.CLOSED,
-                    aiohttp.WSMsgType.ERROR,
-                ):
-                    break
+            try:
+                welcome = await self._authenticate(ws)
+                await self._on_welcome(welcome)
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        await self.handler.on_text(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        self._on_binary(msg.data)
+                    elif msg.type in (
+                        aiohttp.WSMsgType.CLOSE,
+                        aiohttp.WSMsgType.CLOSED,
+                        aiohttp.WSMsgType.ERROR,
+                    ):
+                        break
+            finally:
+                self._end_udp_session()  # its token dies with the session
         self.ws = None
 
     def _on_binary(self, data: bytes) -> None:
@@ -275,13 +285,34 @@ class RelayLink:
         await self.handler.on_welcome(welcome)
 
     async def _open_udp(self, port: int) -> None:
-        if self.udp is None or self.udp.transport is None or self.udp.transport.is_closing():
-            host = urlparse(self.relay_url).hostname or "127.0.0.1"
-            loop = asyncio.get_running_loop()
-            _, proto = await loop.create_datagram_endpoint(
-                lambda: _UdpClient(self.handler, self.stats), remote_addr=(host, port)
+        loop = asyncio.get_running_loop()
+        remote = (urlparse(self.relay_url).hostname or "127.0.0.1", port)
+        udp = self.udp
+        if udp is not None and udp.transport is not None and self._udp_remote != remote:
+            udp.transport.close()  # the relay's UDP port moved
+        if udp is None or udp.transport is None or udp.transport.is_closing():
+            _, self.udp = await loop.create_datagram_endpoint(
+                lambda: _UdpClient(self.handler, self.udp_binding), remote_addr=remote
             )
-            self.udp = proto
-        assert self.udp.transport is not None
-        for _ in range(2):
-            self.udp.transport.sendto(p.udp_register(self.udp_token, self.udp_key))
+            self._udp_remote = remote
+        self.udp_binding.start(self.udp_token, self.udp_key, loop.time())
+        self._send_registers()
+
+    def _send_registers(self) -> None:
+        """Send the registers the binding says are due; come back when the next one is."""
+        self._udp_timer = None
+        udp = self.udp
+        if udp is None or udp.transport is None or udp.transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        for data in self.udp_binding.datagrams_to_send(loop.time()):
+            udp.transport.sendto(data)
+        at = self.udp_binding.get_timer()
+        if at is not None:
+            self._udp_timer = loop.call_at(at, self._send_registers)
+
+    def _end_udp_session(self) -> None:
+        self.udp_binding.stop()
+        if self._udp_timer is not None:
+            self._udp_timer.cancel()
+            self._udp_timer = None

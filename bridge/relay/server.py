@@ -34,7 +34,7 @@ from bridge.relay.core import RelayCore
 from bridge.relay.jobs import Depth, Job, StoreFailure, execute
 from bridge.relay.metrics import new_registry, render_metrics
 from bridge.relay.state import Outcome
-from bridge.relay.udp import UdpPort
+from bridge.relay.udp import UdpPort, UdpTarget
 from bridge.relay.wsvoice import WsVoice
 from bridge.wire import control as p
 
@@ -324,9 +324,7 @@ class RelayServer:
         channel_no = int.from_bytes(data[2 + p.TOKEN_LEN : 6 + p.TOKEN_LEN], "big")
         self._fan_out(channel_no, frame, udp, ws)
 
-    def _fan_out(
-        self, channel_no: int, frame: bytes, udp: list[tuple[str, int]], ws: list[int]
-    ) -> None:
+    def _fan_out(self, channel_no: int, frame: bytes, udp: list[UdpTarget], ws: list[int]) -> None:
         if udp and self._udp is not None:
             self._udp.send(p.udp_media_down(channel_no, frame), udp)
         if ws:

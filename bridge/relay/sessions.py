@@ -39,6 +39,7 @@ MAX_LOOKUP = 1000
 
 class SessionsMixin(CoreBase):
     invalidate_targets: Callable[[], None]  # MediaMixin: who is online changed
+    forget_udp: Callable[[Session], None]  # MediaMixin: the session's UDP binding goes
 
     def connect(self, now: float) -> tuple[int, str]:
         """A new connection: its session id and the challenge, or ``overloaded``."""
@@ -74,6 +75,7 @@ class SessionsMixin(CoreBase):
             del self.by_device[s.device]
             self.invalidate_targets()
         self.by_token.pop(s.token, None)
+        self.forget_udp(s)
         for chan in self.channels.values():
             if s.device in chan.members:
                 out.extend(self._floor_events(chan, chan.floor.cancel(s.device, now), wall))

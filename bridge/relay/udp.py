@@ -7,6 +7,11 @@ the non-blocking socket is watched with ``loop.add_reader`` and each wake-up rea
 directly, and a copy the kernel refuses (full send buffer, or any other ``OSError``) is dropped
 and counted: late voice is worse than lost voice, and a queue would hold memory for a listener
 that cannot take it. Works the same on the standard loop and on uvloop.
+
+Every copy carries its own listener's downstream MAC (:mod:`bridge.wire.media`): the datagram
+is built once per frame with a placeholder, and per listener only the MAC is computed, from
+that listener's keyed BLAKE2b state (a ``copy``, an ``update``, a ``digest``: ~0.3 µs beside a
+~4 µs ``sendto``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import logging
 import socket
 from collections.abc import Callable, Iterable
 
+from bridge.relay.media import UdpTarget
 from bridge.wire import control as p
+
+__all__ = ["BATCH", "RECV_SIZE", "Addr", "UdpPort", "UdpTarget"]
 
 log = logging.getLogger("crossband.relay")
 
@@ -82,12 +90,17 @@ class UdpPort:
             except Exception as exc:  # a bug: never lets one datagram stop the reading
                 log.error("event=datagram-failed error=%s", type(exc).__name__)
 
-    def send(self, data: bytes, addrs: Iterable[Addr]) -> None:
-        """One copy of ``data`` to each address; a copy the kernel refuses is dropped."""
+    def send(self, template: bytes, targets: Iterable[UdpTarget]) -> None:
+        """One copy of ``template`` (:func:`~bridge.wire.media.udp_media_down`) to each
+        listener, its placeholder replaced by that listener's MAC (inline
+        :func:`~bridge.wire.media.udp_seal_down`); a copy the kernel refuses is dropped."""
         sendto = self.sock.sendto
-        for addr in addrs:
+        body = template[: -p.MAC_LEN]
+        for addr, mac in targets:
+            m = mac.copy()
+            m.update(body)
             try:
-                sendto(data, addr)
+                sendto(body + m.digest(), addr)
             except OSError:  # BlockingIOError (send buffer full) included
                 self._on_drop()
 

@@ -52,9 +52,12 @@ def test_udp_media_round_trip_and_mac() -> None:
 
 
 def test_udp_register_round_trip() -> None:
-    up = media.parse_udp_up(media.udp_register(TOKEN, KEY))
+    up = media.parse_udp_up(media.udp_register(TOKEN, KEY, 2**64 - 1))
     assert (up.kind, up.token, up.channel_no, up.frame) == (media.UDP_REGISTER, TOKEN, None, b"")
-    assert media.udp_mac_ok(KEY, up)
+    assert up.seq == 2**64 - 1 and media.udp_mac_ok(KEY, up)
+    for seq in (0, 2**64):
+        with pytest.raises(ValueError):
+            media.udp_register(TOKEN, KEY, seq)
 
 
 def test_udp_up_refusals() -> None:
@@ -64,13 +67,16 @@ def test_udp_up_refusals() -> None:
     malformed(media.parse_udp_up, good[:1] + b"\x09" + good[2:])  # kind
     malformed(media.parse_udp_up, media.udp_media_up(TOKEN, KEY, 7, b""))  # no frame
     malformed(media.parse_udp_up, media.udp_media_up(TOKEN, KEY, 7, b"x" * 1401))
-    malformed(media.parse_udp_up, media.udp_register(TOKEN, KEY) + b"x")  # register + junk
+    malformed(media.parse_udp_up, media.udp_register(TOKEN, KEY, 1) + b"x")  # register + junk
     malformed(media.parse_udp_up, media.udp_media_down(7, b"f"))  # a downstream datagram
 
 
 def test_udp_down_round_trip_and_refusals() -> None:
     frame = os.urandom(100)
-    assert media.parse_udp_down(media.udp_media_down(9, frame)) == (9, frame)
+    mac = media.udp_down_mac(KEY)
+    data = media.udp_seal_down(mac, media.udp_media_down(9, frame))
+    assert media.parse_udp_down(data) == (9, frame) and media.udp_down_ok(mac, data)
+    assert not media.udp_down_ok(media.udp_down_mac(os.urandom(32)), data)
     malformed(media.parse_udp_down, media.udp_media_down(9, b""))
     malformed(media.parse_udp_down, media.udp_media_down(9, b"x" * 1401))
     malformed(media.parse_udp_down, media.udp_media_up(TOKEN, KEY, 9, b"f"))

@@ -25,6 +25,7 @@ from aiohttp import web
 from bridge.endpoint import events as ev
 from bridge.endpoint.link import RelayLink
 from bridge.wire import control as p
+from bridge.wire.media import udp_down_mac, udp_seal_down
 from tests.bridge.harness import free_port, until
 from tests.world import Device, make_world
 
@@ -152,10 +153,12 @@ async def test_malformed_datagrams_are_counted_and_dropped(relay: FakeRelay) -> 
         await until(lambda: udp.link_addr is not None, 10, "the link's UDP registration")
         for junk in BAD_DATAGRAMS:
             udp_transport.sendto(junk, udp.link_addr)
-        udp_transport.sendto(p.udp_media_down(7, FRAME), udp.link_addr)
+        mac = udp_down_mac(b"k" * 32)
+        udp_transport.sendto(udp_seal_down(mac, p.udp_media_down(7, FRAME)), udp.link_addr)
         await until(lambda: bool(rec.media), 10, "the valid datagram")
         assert rec.media == [(7, FRAME)]
-        assert link.stats["malformed_media"] == len(BAD_DATAGRAMS)
+        # an oversized frame now parses as a frame and a MAC (which is wrong)
+        assert link.stats["malformed_media"] + link.stats["udp_bad_mac"] == len(BAD_DATAGRAMS)
     finally:
         await link.stop()
         udp_transport.close()

@@ -32,16 +32,18 @@ def test_next_frame_goes_to_exactly_the_new_target_set() -> None:
     floor = {"t": "floor-request", "v": 1, "ch": "inc-1", "priority": "normal"}
     run(core, core.handle(sids[v.id], floor, NOW))
 
+    seqs = iter(range(1, 100))
+
     def register(sid: int, addr: tuple[str, int]) -> None:
         s = core.sessions[sid]
-        assert core.udp_datagram(p.udp_register(s.token, s.udp_key), addr, NOW) is None
+        assert core.udp_datagram(p.udp_register(s.token, s.udp_key, next(seqs)), addr, NOW) is None
 
     def frame() -> Targets:
         s = core.sessions[sids[v.id]]
         up = p.udp_media_up(s.token, s.udp_key, chan.no, talker.protect(b"voice"))
         routed: Any = core.udp_datagram(up, ("127.0.0.1", 5000), NOW)
         assert routed is not None
-        return set(routed[1]), set(routed[2])
+        return {addr for addr, _mac in routed[1]}, set(routed[2])
 
     register(sids[a.id], ("127.0.0.1", 6001))
     assert frame() == ({("127.0.0.1", 6001)}, {sids[o.id]})

@@ -15,6 +15,7 @@ from bridge.relay.core import RelayCore
 from bridge.relay.memory_store import MemoryStore
 from bridge.relay.server import RelayServer
 from bridge.relay.udp import BATCH, UdpPort
+from bridge.wire.media import udp_down_mac
 from tests.bridge.relay.helpers import NullAudit
 from tests.world import make_world
 
@@ -77,7 +78,8 @@ def test_refused_copies_are_dropped_and_counted(loop_name: str) -> None:
             real = server._udp.sock
             fake = RefusingSocket(real)
             server._udp.sock = fake  # type: ignore[assignment]
-            listeners = [("127.0.0.1", 9), ("127.0.0.1", 10), ("127.0.0.1", 11)]
+            mac = udp_down_mac(b"k" * 32)
+            listeners = [(("127.0.0.1", port), mac) for port in (9, 10, 11)]
             server._fan_out(7, b"\x00" * 40, listeners, [])  # must not raise
             assert fake.sent == 3
             dropped = server.registry.get_sample_value("crossband_udp_send_dropped_total")
