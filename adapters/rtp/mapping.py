@@ -12,7 +12,7 @@ A radio-over-IP gateway is configured with a list of channels; for each, an opti
                                   # 8000 for pcmu/pcma; see bridge.audio, docs/audio.md)
           priority: normal        # floor priority of bursts from the radio side
           bitrate: 48000          # Opus bit rate between endpoints (bridge.audio)
-          jitter: {min_ms: 20, max_ms: 200}
+          jitter: {min_ms: 20, max_ms: 200}   # min_ms: also each burst's start delay and floor
           input:
             port: 5004            # host (default 127.0.0.1) | group + interface (multicast)
             payloads: [pcmu, {name: l16, pt: 97, clock_rate: 16000}]   # or payload: pcmu
@@ -63,7 +63,7 @@ __all__ = ["ChannelMapping", "RtpInput", "RtpOutput", "load_gateway_config"]
 ChannelCodec = Literal["opus", "l16", "pcmu", "pcma"]  # between endpoints (bridge.audio)
 CHANNEL_CODECS = ("opus", "l16", "pcmu", "pcma")  # bridge.audio's; a test keeps them equal
 AUDIO_RATES = (8000, 16000)  # endpoint audio rates (bridge.audio)
-DEFAULT_BITRATE = 48000  # bridge.audio's default Opus bit rate; a test keeps them equal
+DEFAULT_BITRATE = 64000  # bridge.audio's default Opus bit rate; a test keeps them equal
 
 _TOP_KEYS = {"rate", "channels"}
 _CHANNEL_KEYS = {"channel", "codec", "priority", "bitrate", "jitter", "input", "output"}

@@ -9,19 +9,25 @@ SFrame-encrypted. Nothing is transcoded, so L16 in → L16 out at the same rate 
 it costs 256 kbit/s at 16 kHz, and every endpoint of the channel must be configured for
 ``l16`` at the same rate (a payload of the wrong length is counted in ``decode_errors`` and
 concealed). A lost frame is concealed by :class:`~adapters.codecs.plc.Concealer` (G.711
-Appendix I style: the last pitch period repeated, fading out over 60 ms), and the jitter
-buffer defaults to 40–400 ms instead of 20–200 ms so that loopback-class jitter never
-forces a concealment. ``"pcmu"`` / ``"pcma"``: G.711 passthrough for narrowband channels
-(rate 8000 only) — the payload is the frame as G.711 (160 octets, 64 kbit/s), so a G.711
-radio on one side and a G.711 radio on the other are bit-exact end to end (no Opus, no
-resampling), with the same concealment and jitter defaults as ``l16``. Which to use when:
-``docs/audio.md``.
+Appendix I style: the last pitch period repeated, fading out over 60 ms); a talker's first
+burst starts the jitter buffer at 40 ms instead of Opus's 20 ms (nothing rebuilds a frame
+that comes late), up to 400 ms; later bursts start at what the path needs
+(:mod:`bridge.audio.mixer`, "Start delay"). ``"pcmu"`` / ``"pcma"``: G.711 passthrough
+for narrowband channels (rate 8000 only) — the payload is the frame as G.711 (160 octets,
+64 kbit/s), so a G.711 radio on one side and a G.711 radio on the other are bit-exact end
+to end (no Opus, no resampling), with the same concealment and jitter defaults as
+``l16``. Which to use when: ``docs/audio.md``.
 
-**Bit rate.** The sender encodes Opus at 48 kbit/s, complexity 10, in-band FEC tuned for 5 %
-loss. Measured with PESQ-WB on espeak-ng speech (``bench/audio_path_bench.py``), 24 kbit/s
-with FEC scores only 2.5 (the FEC redundancy takes a large share of a small budget), 32
-kbit/s 3.7, 48 kbit/s 4.2 clean and 3.6 with 5 % of frames lost. 48 kbit/s is small next to
-any IP link a gateway has; a constrained link (a vessel's satellite) can lower it per channel.
+**Bit rate.** The sender encodes Opus at 64 kbit/s, complexity 10, in-band FEC tuned for 5 %
+loss (48 kbit/s until the loss target below was measured). Measured with PESQ-WB on
+espeak-ng speech (``bench/audio_path_bench.py``): 24 kbit/s with FEC scores only 2.5 (the FEC
+redundancy takes a large share of a small budget), 32 kbit/s 3.7, 48 kbit/s 4.25 clean and,
+with 5 % of frames lost, 3.24–3.49 on the worst of seeds 0–4 (four runs): under 3.5 because
+of double losses (FEC reaches one frame back, so the first of two lost frames is plain
+concealment). No encoder setting moves that at 48 kbit/s (expected loss 1–30 %, CBR,
+constrained VBR, signal type: the same or worse); 64 kbit/s scores 3.63–3.71 on the worst
+seed (56 kbit/s 3.63), hence the default. It is small next to any IP link a gateway has; a
+constrained link (a vessel's satellite) lowers it per channel (``bitrate:`` in the mapping).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ ChannelCodec = Literal["opus", "l16", "pcmu", "pcma"]
 CHANNEL_CODECS: tuple[ChannelCodec, ...] = ("opus", "l16", "pcmu", "pcma")
 PASSTHROUGH: tuple[ChannelCodec, ...] = ("l16", "pcmu", "pcma")  # no Opus: PCM as it is
 AUDIO_RATES = (8000, 16000)
-DEFAULT_BITRATE = 48000  # see "Bit rate" in the module docstring
+DEFAULT_BITRATE = 64000  # see "Bit rate" in the module docstring
 FRAME = 0.020  # seconds
 
 

@@ -25,11 +25,14 @@ played once it is due; afterwards the play cursor advances one frame per pop, ex
 * *shrink*: when the cursor is two or more frames behind the ideal sequence (the target
   fell), one buffered frame is skipped, at most once per ``shrink_every`` pops.
 
-**Adaptation.** The target delay is the spread between the 95th percentile and the minimum
-of the relative delays of the last ``window`` packets, clamped to
-``[min_delay_ms, max_delay_ms]``. It rises at once when jitter grows and decays
-exponentially (time constant about ``decay`` packets) when jitter falls. The RFC 3550 §A.8
-interarrival jitter estimator is kept in ``stats.jitter_ms`` for reports.
+**Adaptation.** The target delay starts at ``start_delay_ms`` (default ``min_delay_ms``):
+what a caller that knows the path (an earlier burst of the same talker) expects. It is then
+the spread between the 95th percentile and the minimum of the relative delays of the last
+``window`` packets, clamped to ``[min_delay_ms, max_delay_ms]``. It rises at once when
+jitter grows and decays exponentially (time constant about ``decay`` packets) when jitter
+falls. ``peak_spread_ms`` keeps the largest spread seen since construction (the whole
+spread while fewer than 8 packets are known), for a caller to start the next burst with.
+The RFC 3550 §A.8 interarrival jitter estimator is kept in ``stats.jitter_ms`` for reports.
 
 **Bounds.** A frame older than ``max_delay_ms`` when its turn comes is dropped instead of
 played, and at most ``max_frames`` frames are held (the oldest is dropped), so neither delay
@@ -91,6 +94,7 @@ class JitterBuffer:
         max_delay_ms: int = 200,
         max_frames: int = 50,
         *,
+        start_delay_ms: float | None = None,
         seq_bits: int = 16,
         window: int = 128,
         decay: int = 64,
@@ -98,6 +102,9 @@ class JitterBuffer:
     ) -> None:
         if frame_ms <= 0 or not 0 <= min_delay_ms <= max_delay_ms or max_frames < 2:
             raise ValueError("invalid jitter buffer bounds")
+        start = float(min_delay_ms) if start_delay_ms is None else float(start_delay_ms)
+        if not min_delay_ms <= start <= max_delay_ms:
+            raise ValueError("start_delay_ms must lie within [min_delay_ms, max_delay_ms]")
         if seq_bits not in (16, 32):
             raise ValueError("seq_bits must be 16 or 32")
         self.frame_ms = frame_ms
@@ -108,7 +115,8 @@ class JitterBuffer:
         self._decay = decay
         self._shrink_every = shrink_every
         self._window: deque[float] = deque(maxlen=window)
-        self.target_delay_ms: float = float(min_delay_ms)
+        self.target_delay_ms: float = start
+        self.peak_spread_ms: float = 0.0  # largest transit spread seen (Adaptation)
         self.stats = JitterStats()
         self._frames: dict[int, tuple[bytes, float]] = {}
         self._played: deque[int] = deque(maxlen=64)
@@ -162,10 +170,12 @@ class JitterBuffer:
             self.stats.jitter_ms += (d - self.stats.jitter_ms) / 16.0
         self._last_transit = transit
         self._window.append(transit)
-        if len(self._window) < 8:
-            return
         ordered = sorted(self._window)
         spread = ordered[int(0.95 * (len(ordered) - 1))] - ordered[0]
+        if len(self._window) < 8:  # too few for a percentile: the whole spread
+            self.peak_spread_ms = max(self.peak_spread_ms, ordered[-1] - ordered[0])
+            return
+        self.peak_spread_ms = max(self.peak_spread_ms, spread)
         wanted = min(max(spread, self.min_delay_ms), self.max_delay_ms)
         if wanted > self.target_delay_ms:
             self.target_delay_ms = wanted
@@ -222,6 +232,15 @@ class JitterBuffer:
             return PlayoutItem("conceal", None, None)
         self._advance(cursor)
         return PlayoutItem("conceal", cursor % self._modulus, None)
+
+    def next_kind(self) -> PlayoutKind | None:
+        """What the next pop would make of the cursor's frame if it came now (timing and
+        stale frames aside); None while buffering before the first frame."""
+        if self._cursor is None:
+            return None
+        if self._cursor in self._frames:
+            return "frame"
+        return "fec" if self._cursor + 1 in self._frames else "conceal"
 
     def _advance(self, done: int) -> None:
         self._cursor = done + 1

@@ -14,6 +14,26 @@ far side hears one burst, not two. Frames of simultaneous
 talkers (a preemption overlap) are summed with saturation. The asyncio driver that calls
 ``tick`` is :class:`~bridge.audio.playout.PlayoutTicker`; the gateway (``bridge.gateway``)
 turns endpoint events into these calls, so the audio path knows nothing of the endpoint.
+
+**The channel's frame clock.** ``tick`` may be called more often than every 20 ms (the
+ticker calls it every 5 ms): the mixer keeps its own 20 ms periods. While nothing plays,
+every tick looks for a talker whose first frame is due, and the first period starts at that
+tick — so a burst's first frame goes out within one tick of being due instead of waiting up
+to 20 ms for a fixed tick phase; the following periods run every 20 ms from there (a stalled
+caller gets at most ``MAX_CATCH_UP`` periods at once, then the clock restarts). When a
+period plays nothing (everybody stopped or paused), the clock stops, and the next frame
+restarts it at its own time. A period whose frame would have to be concealed — neither it
+nor its successor (for FEC) is here — waits one tick (``HOLD``, 5 ms) for it, if the caller
+ticks that finely: this shifts the rest of the burst by 5 ms instead of losing the frame
+(or its FEC), so a frame just behind its time costs 5 ms of delay, not 20 ms of speech; at
+most ``MAX_SLIP`` (20 ms) per burst. Called exactly every 20 ms, the mixer behaves as
+before.
+
+**Start delay.** A talker's burst starts its jitter buffer at the channel's ``start_delay``
+(Opus 20 ms: a lost frame's successor is then buffered in time for FEC; passthrough 40 ms),
+or, for a talker heard before on this channel, at what its last burst measured
+(:meth:`~bridge.audio.receiver.TalkReceiver.learned_delay_ms`, never below ``min_delay``,
+10 ms by default): a clean path gets the minimum from its second burst on.
 """
 
 from __future__ import annotations
@@ -64,6 +84,15 @@ class TalkerStopped:
 
 PlayoutEvent = TalkerStarted | PlayoutFrame | TalkerStopped
 PAUSE_AFTER = 0.1  # seconds without a frame (and twice the jitter target) that make a pause
+FRAME_S = 0.020
+MAX_CATCH_UP = 3  # periods produced at once after a stall of the caller
+HOLD = 0.005  # how long a period may wait for a frame that is about to be concealed
+MAX_SLIP = 0.020  # how much such waits may add to a burst's delay, in all
+FINE_TICKS = 0.010  # waits need a caller that ticks at least this often
+_EPS = 1e-6  # a tick this close before a period's start counts as on time
+_LEARNED = 1024  # talkers whose last burst's delay is remembered
+# (min, start, max) jitter-buffer delay in ms, by channel codec, when not configured
+DELAYS = {"opus": (10, 20, 200), "passthrough": (10, 40, 400)}
 
 
 class ListenMixer:
@@ -89,12 +118,18 @@ class ListenMixer:
         self.codec = codec
         self.stats = MixerStats()
         self._self = self_device
-        passthrough = codec in PASSTHROUGH
-        self._min_delay = min_delay_ms if min_delay_ms is not None else (40 if passthrough else 20)
-        self._max_delay = (
-            max_delay_ms if max_delay_ms is not None else (400 if passthrough else 200)
-        )
+        lo, start, hi = DELAYS["passthrough" if codec in PASSTHROUGH else "opus"]
+        self._max_delay = max_delay_ms if max_delay_ms is not None else hi
+        # A configured minimum is also where every burst starts.
+        self._min_delay = min(min_delay_ms if min_delay_ms is not None else lo, self._max_delay)
+        self._start_delay = float(min_delay_ms if min_delay_ms is not None else start)
+        self._start_delay = min(max(self._start_delay, self._min_delay), self._max_delay)
         self._talkers: dict[str, TalkReceiver] = {}
+        self._learned: dict[str, float] = {}  # talker → start delay for its next burst
+        self._clock: float | None = None  # start of the next 20 ms period; None: stopped
+        self._slip = 0.0  # delay added by waits since the clock started
+        self._held = False  # the next period has waited its tick
+        self._last_tick: float | None = None
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -111,6 +146,9 @@ class ListenMixer:
             return
         r = self._talkers.get(sender)
         if r is None or r.finished:
+            if r is not None:
+                self._learn(r)
+            start = self._learned.get(sender, self._start_delay)
             r = self._talkers[sender] = TalkReceiver(
                 sender,
                 self.rate,
@@ -118,8 +156,22 @@ class ListenMixer:
                 self.stats,
                 min_delay_ms=self._min_delay,
                 max_delay_ms=self._max_delay,
+                start_delay_ms=min(max(start, self._min_delay), self._max_delay),
             )
         r.push(ctr, payload, now)
+
+    def start_delay_ms(self, sender: str) -> float:
+        """Where the jitter buffer of ``sender``'s next burst starts."""
+        start = self._learned.get(sender, self._start_delay)
+        return min(max(start, self._min_delay), self._max_delay)
+
+    def _learn(self, r: TalkReceiver) -> None:
+        if not r.started:
+            return
+        self._learned.pop(r.sender, None)
+        self._learned[r.sender] = r.learned_delay_ms()
+        while len(self._learned) > _LEARNED:
+            del self._learned[next(iter(self._learned))]
 
     def floor_moved(self, talker: str | None) -> None:
         """The floor went to ``talker`` (None: it is free): every other talker is ending."""
@@ -133,7 +185,41 @@ class ListenMixer:
             r.ending = True
 
     def tick(self, now: float) -> list[PlayoutEvent]:
-        """Produce the frame period starting at ``now``."""
+        """Produce the frame periods due by ``now`` (module docstring: the frame clock)."""
+        fine = self._last_tick is not None and now - self._last_tick <= FINE_TICKS
+        self._last_tick = now
+        if self._clock is None:
+            out = self._period(now)
+            if any(isinstance(e, PlayoutFrame) for e in out):
+                self._clock = now + FRAME_S
+                self._slip = 0.0
+                self._held = False
+            return out
+        out = []
+        for _ in range(MAX_CATCH_UP):
+            due = self._clock
+            if due is None or due > now + _EPS:
+                return out
+            if fine and not self._held and self._slip < MAX_SLIP and self._worth_a_wait(now):
+                self._held = True
+                return out  # one tick's wait: the missing frame (or its successor) may come
+            t = due
+            if self._held:  # this period waited: the clock runs from now on
+                t = min(now, due + HOLD)
+                self._slip += t - due
+                self._held = False
+            events = self._period(t)
+            out += events
+            played = any(isinstance(e, PlayoutFrame) for e in events)
+            self._clock = t + FRAME_S if played else None
+        if self._clock is not None and self._clock <= now + _EPS:
+            self._clock = now + FRAME_S  # the caller stalled: restart the clock from now
+        return out
+
+    def _worth_a_wait(self, now: float) -> bool:
+        return any(r.would_conceal(now, PAUSE_AFTER) for r in self._talkers.values())
+
+    def _period(self, now: float) -> list[PlayoutEvent]:
         out: list[PlayoutEvent] = []
         frames: list[bytes] = []
         talkers: list[str] = []
@@ -146,6 +232,7 @@ class ListenMixer:
                     continue  # the talker still holds the floor: one burst across a pause
                 if r.started or r.finished or self._idle(r, now):
                     del self._talkers[sender]
+                    self._learn(r)
                     if r.started:
                         reason: Literal["released", "timeout"] = (
                             "released" if r.finished or r.ending else "timeout"
@@ -175,6 +262,8 @@ class ListenMixer:
 
     def reset(self) -> None:
         self._talkers.clear()
+        self._clock = None
+        self._held = False
 
 
 def _mix(frames: list[bytes]) -> bytes:

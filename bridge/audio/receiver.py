@@ -16,8 +16,14 @@ resets it.
 **Delay policy.** Within a burst the jitter buffer *stretches* (adds a frame of delay) when
 late packets need it but never *shrinks* by skipping a frame: a skipped 20 ms of speech is
 audible (it cost 0.3 PESQ in the benchmark) and radio bursts are short. The delay is bounded
-all the same — a frame older than the maximum delay is dropped — and starts from the minimum
-again at the next burst.
+all the same — a frame older than the maximum delay is dropped. A burst starts at
+``start_delay_ms``; :meth:`TalkReceiver.learned_delay_ms` is what this burst teaches the
+next one of the same talker (:class:`~bridge.audio.mixer.ListenMixer` carries it over): the
+largest jitter spread seen, plus one frame if frames came late — or, for Opus, if frames
+were lost (a late frame is not taken for a lost one), because rebuilding a lost frame from
+its successor's FEC needs the successor buffered when the lost frame's turn comes, one
+frame period later than a loss-free path needs. On a clean path the next burst therefore starts
+near the minimum.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class TalkReceiver:
         *,
         min_delay_ms: int = 20,
         max_delay_ms: int = 200,
+        start_delay_ms: float | None = None,
     ) -> None:
         check_format(rate, codec)
         self.sender = sender
@@ -78,11 +85,14 @@ class TalkReceiver:
             min_delay_ms,
             max_delay_ms,
             max_frames=self._window,
+            start_delay_ms=start_delay_ms,
             seq_bits=32,
             shrink_every=_NEVER,  # no frame is skipped within a burst (module docstring)
         )
         self._last_ctr: int | None = None
         self._late_seen = 0
+        self._concealing = 0  # concealed periods since the last played frame
+        self.gaps = 0  # concealed periods that real frames followed: losses, late frames
         self.last_push = 0.0
         self.max_delay = max_delay_ms / 1000
 
@@ -100,10 +110,33 @@ class TalkReceiver:
         self._stats.late += late - self._late_seen
         self._late_seen = late
 
+    def learned_delay_ms(self) -> float:
+        """The delay to start this talker's next burst with (module docstring)."""
+        st = self.jitter.stats
+        delay = self.jitter.peak_spread_ms
+        lost = st.fec + self.gaps - st.late  # gaps that no late arrival explains
+        if st.late or (self._decoder is not None and lost > 0):
+            # a frame more: for late frames (the spread's 95th percentile did not cover
+            # them), and for lost Opus frames (their successors must be in time for FEC)
+            delay += self.jitter.frame_ms
+        return delay
+
+    def would_conceal(self, now: float, recent: float) -> bool:
+        """Its next frame is neither here nor rebuildable (no successor for FEC), though the
+        talker was sending ``recent`` seconds ago and has not stopped: worth a short wait."""
+        return (
+            self.started
+            and not self.ending
+            and self._concealing == 0
+            and now - self.last_push < recent
+            and self.jitter.next_kind() == "conceal"
+        )
+
     def pause(self) -> None:
         """The talker paused (nothing came for longer than jitter explains): restart the
         buffer and the concealment, so the frames after the pause play as they are."""
         self.jitter.reset()
+        self._concealing = 0
         if self._plc is not None:
             self._plc.reset()
 
@@ -115,6 +148,11 @@ class TalkReceiver:
         if item.kind == "conceal" and self.ending and self.jitter.stats.depth == 0:
             self.finished = True
             return None
+        if item.kind == "conceal":
+            self._concealing += 1
+        else:
+            self.gaps += self._concealing
+            self._concealing = 0
         try:
             if item.kind == "frame":
                 assert item.payload is not None

@@ -183,7 +183,7 @@ class ChannelGateway:
         self.adapter.post(text, msg.sender)
 
     def tick(self, now: float) -> None:
-        """One 20 ms playout period."""
+        """One playout tick (every 5 ms; each mixer keeps its own 20 ms frame periods)."""
         if self.mixer is not None:
             for out in self.mixer.tick(now):
                 if isinstance(out, TalkerStarted):
