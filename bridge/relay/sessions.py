@@ -145,6 +145,7 @@ class SessionsMixin(CoreBase):
         )
         out.sends.append((sid, welcome))
         out.sends += [(sid, self._floor_state(c)) for c in mine]
+        out.sends += [(sid, revocation_list_msg(rl)) for rl in self.revocations.values()]
         out.jobs.append(self._backlog_job(s, wall, blob))
         return out
 
@@ -252,10 +253,13 @@ class SessionsMixin(CoreBase):
                 "revocation", wall, agency=rl.agency, number=rl.number, serials=len(rl.serials)
             )
             out = reply(rl.number)
+            push = revocation_list_msg(rl)
             for other in list(self.sessions.values()):
                 if other.cred is not None and rl.revokes(other.cred):
                     out.close.append((other.id, p.Codes.REVOKED))
                     out.extend(self.disconnect(other.id, now, wall))
+                elif other.device is not None and other.id != reply_to:
+                    out.sends.append((other.id, push))  # every member learns it at once
             return out
 
         def failed(_now: float) -> Outcome:
@@ -264,3 +268,11 @@ class SessionsMixin(CoreBase):
             return Outcome([(reply_to, p.error(p.Codes.STORE_FAILED, "revocation list"))])
 
         return Outcome(jobs=[Job(PutStates(((f"crl:{rl.agency}", rl.encode()),)), adopt, failed)])
+
+
+def revocation_list_msg(rl: RevocationList) -> str:
+    """The relay passes every revocation list it adopted to every member (at once, and to a
+    device at login), so that a dispatcher can cut a revoked device out of its channels
+    without waiting for an operator (issue 10). Members verify it against the agency root."""
+    body = json.loads(rl.encode())
+    return p.control("revocation-list", agency=rl.agency, number=rl.number, list=body)
