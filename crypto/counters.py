@@ -6,11 +6,19 @@ blocks through a :class:`CounterStore` (the endpoint backs it with a file or SQL
 make ``reserve`` durable before returning). After a restart the sender resumes from the
 reserved high-water mark, skipping any counters that were reserved but not used — wasting at
 most one block per restart, never reusing one.
+
+A reservation cannot protect against a state file that is *rolled back* (a snapshot restored, a
+standby cloned): the marks go back with it. That case is handled one level up, by a fresh
+sender generation in every KID per boot (:mod:`crypto.epoch`); the reservation still keeps one
+boot's counters unique and guards against a generation drawn twice.
+
+The same store shape keeps a listener's replay marks (:mod:`crypto.replay`): a store that
+offers :class:`ReplayMarkSource` (the endpoint's state file) is used for both.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .errors import CounterExhaustedError
 
@@ -25,6 +33,14 @@ class CounterStore(Protocol):
     def reserve(self, label: str, upto: int) -> None:
         """Durably record that counters below ``upto`` may have been used."""
         ...
+
+
+@runtime_checkable
+class ReplayMarkSource(Protocol):
+    """A counter store that also keeps durable replay marks, in a store of their own."""
+
+    @property
+    def replay_marks(self) -> CounterStore: ...
 
 
 class MemoryCounterStore:

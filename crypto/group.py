@@ -23,77 +23,65 @@ Two ways back in, so that a member is never stuck on ``epoch-skip``:
   (:attr:`ChannelMember.refused`), but the next commit whose ``prev`` is its hash verifies
   against it and brings us back; the same commit with a good bundle replaces it.
 
-Key ids follow RFC 9605 §5.2: ``KID = context << (S + E) | sender_index << E | epoch mod 2^E``
-with ``E = 4`` epoch bits and ``S = 12`` sender bits; context 0 carries voice, context 1 data
-(signed messages and burst seals), each with its own counter. The SFrame base key for a KID is
+Key ids follow RFC 9605 §5.2 — context (0 voice, 1 data: signed messages and burst seals),
+sender index, epoch bits — with the member's per-boot *generation* in the high bits
+(:mod:`crypto.epoch`): a state file restored from a snapshot, or cloned, sends under new KIDs,
+hence new keys, and never reuses a (key, KID, CTR); listeners alarm on two generations of one
+sender at once (:meth:`ChannelMember.take_clones`). The SFrame base key for a KID is
 ``HKDF-Expand(HKDF-Extract(commit_hash, epoch_secret), "crossband/v1 sframe base key" ||
 suite || KID, Nh)``; RFC 9605 §4.4.2 then derives the AEAD key and salt.
 
 On a new epoch the previous one is kept for ``grace`` seconds so frames in flight still open,
 then its secret, keys and replay windows are dropped. Sending always uses the newest epoch;
 every counter is reserved through the :class:`~crypto.counters.CounterStore` first. Receiving
-checks an RFC 3711 replay window per KID and updates it only after the frame authenticated.
+checks an RFC 3711 replay window per KID and updates it only after the frame authenticated;
+with a ``marks`` store the windows' high-water marks are durable (:mod:`crypto.replay`), so a
+frame heard before a restart is refused after it. Signed messages and seals are bound to the
+channel and the commit hash of the epoch that opened them (:func:`~crypto.messages.check_binding`).
 Every receive failure is the same :class:`~crypto.errors.DecryptError`.
 """
 
 from __future__ import annotations
 
 import hmac
-import struct
+from dataclasses import replace
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
-
 from .agreement import Agreement, RevocationList
-from .channel import (
-    SENDER_BITS,
-    Commit,
-    CommitBundle,
-    key_confirmation,
-    seal_info,
-    verify_commit,
+from .channel import Commit, CommitBundle, key_confirmation, seal_info, verify_commit
+from .counters import CounterStore, ReplayMarkSource, SendCounter
+from .epoch import (
+    CONTEXT_DATA,
+    CONTEXT_VOICE,
+    EPOCH_BITS,
+    EPOCH_MASK,
+    GEN_SHIFT,
+    CloneSeen,
+    EpochKeys,
+    NotPermittedError,
+    Received,
+    make_kid,
+    new_generation,
+    split_kid,
 )
-from .counters import CounterStore, SendCounter
-from .errors import CryptoError, DecryptError, Refusal, VerificationError
+from .errors import DecryptError, Refusal, VerificationError
 from .identity import Credential, DeviceKeys, TrustBundle
-from .messages import BurstSeal, SignedMessage, decode_signed
-from .replay import ReplayWindow
-from .sframe import CipherSuite, SFrameKey, decode_header, suite_params
+from .messages import BurstSeal, SignedMessage, check_binding, decode_signed
+from .sframe import decode_header
 
-EPOCH_BITS = 4
-CONTEXT_VOICE = 0
-CONTEXT_DATA = 1
-_EPOCH_MASK = (1 << EPOCH_BITS) - 1
-_SENDER_MASK = (1 << SENDER_BITS) - 1
-
-
-def make_kid(context: int, index: int, epoch: int) -> int:
-    if not 0 <= index <= _SENDER_MASK or context not in (CONTEXT_VOICE, CONTEXT_DATA):
-        raise ValueError("bad KID fields")
-    return (context << (SENDER_BITS + EPOCH_BITS)) | (index << EPOCH_BITS) | (epoch & _EPOCH_MASK)
-
-
-def split_kid(kid: int) -> tuple[int, int, int]:
-    """Return (context, sender index, epoch bits)."""
-    return kid >> (SENDER_BITS + EPOCH_BITS), (kid >> EPOCH_BITS) & _SENDER_MASK, kid & _EPOCH_MASK
-
-
-class Received(NamedTuple):
-    """A frame that authenticated: who sent it (by the verified roster), and what it said."""
-
-    sender: str
-    context: int
-    epoch: int
-    kid: int
-    ctr: int
-    payload: bytes
-
-    def __repr__(self) -> str:  # never print plaintext
-        return (
-            f"Received(sender={self.sender!r}, context={self.context}, epoch={self.epoch},"
-            f" kid={self.kid}, ctr={self.ctr})"
-        )
+__all__ = [
+    "CONTEXT_DATA",
+    "CONTEXT_VOICE",
+    "EPOCH_BITS",
+    "ChannelMember",
+    "CloneSeen",
+    "NotPermittedError",
+    "PreparedCommit",
+    "Received",
+    "make_kid",
+    "split_kid",
+]
+_EPOCH_MASK = EPOCH_MASK
 
 
 class PreparedCommit(NamedTuple):
@@ -110,43 +98,6 @@ class PreparedCommit(NamedTuple):
         return f"PreparedCommit(channel={self.commit.channel!r}, epoch={self.commit.epoch})"
 
 
-class NotPermittedError(CryptoError):
-    """Local misuse: this device may not send in this channel (observer, removed, no epoch)."""
-
-
-class _Epoch:
-    __slots__ = ("commit", "bundle", "suite", "prk", "keys", "windows", "retire_at", "senders")
-
-    def __init__(self, bundle: CommitBundle, secret: bytes) -> None:
-        self.commit = bundle.commit
-        self.bundle = bundle.without_secrets()
-        self.suite = CipherSuite(self.commit.suite)
-        self.prk = _extract(bytes.fromhex(self.commit.hash), secret)
-        self.keys: dict[int, SFrameKey] = {}
-        self.windows: dict[int, ReplayWindow] = {}
-        self.retire_at: float | None = None
-        self.senders = {e.index: e.device for e in self.commit.roster if e.index is not None}
-
-    def key(self, kid: int) -> SFrameKey:
-        k = self.keys.get(kid)
-        if k is None:
-            nh = suite_params(self.suite).nh
-            info = b"crossband/v1 sframe base key" + struct.pack(">HQ", self.suite, kid)
-            base = HKDFExpand(hashes.SHA256(), nh, info).derive(self.prk)
-            k = self.keys[kid] = SFrameKey(self.suite, base, kid)
-        return k
-
-    def erase(self) -> None:
-        # Python cannot overwrite immutable bytes; dropping every reference is what we can do.
-        self.keys.clear()
-        self.windows.clear()
-        self.prk = b""
-
-
-def _extract(salt: bytes, ikm: bytes) -> bytes:
-    return hmac.new(salt, ikm, "sha256").digest()  # HKDF-Extract, RFC 5869 §2.2
-
-
 class ChannelMember:
     """One device's cryptographic state for one channel."""
 
@@ -160,15 +111,25 @@ class ChannelMember:
         grace: float = 5.0,
         replay_window: int = 128,
         counter_block: int = 1024,
+        marks: CounterStore | None = None,
+        generation: int | None = None,
     ) -> None:
+        """``marks``: where voice replay marks are kept durably (None: those of ``counters``
+        if it offers any, else in memory only); ``generation``: this boot's sender generation
+        (None: a fresh random one)."""
         self.device = device
+        self.generation = new_generation() if generation is None else generation
+        if marks is None and isinstance(counters, ReplayMarkSource):
+            marks = counters.replay_marks
+        self._marks = marks
+        self._clones: list[CloneSeen] = []
         self._keys = keys
         self._trust = trust
         self._counters = counters
         self.grace = grace
         self._window = replay_window
         self._block = counter_block
-        self._epochs: list[_Epoch] = []  # newest last
+        self._epochs: list[EpochKeys] = []  # newest last
         self._send: dict[int, SendCounter] = {}
         self.last_commit: Commit | None = None
         self.removed = False
@@ -290,7 +251,7 @@ class ChannelMember:
             for e in self._epochs
             if (e.commit.epoch & _EPOCH_MASK) != (commit.epoch & _EPOCH_MASK)
         ]
-        self._epochs.append(_Epoch(prepared.bundle, prepared.secret))
+        self._epochs.append(EpochKeys(prepared.bundle, prepared.secret))
         self._send = {}
         self.removed = False
         return commit
@@ -335,27 +296,31 @@ class ChannelMember:
         ep = self._epochs[-1]
         entry = ep.commit.entry(self.device)
         assert entry is not None and entry.index is not None
-        kid = make_kid(context, entry.index, ep.commit.epoch)
+        kid = make_kid(context, entry.index, ep.commit.epoch, self.generation)
         counter = self._send.get(kid)
         if counter is None:
-            label = f"{ep.commit.hash[:32]}/{kid}"
+            label = ep.counter_label(kid)
             counter = self._send[kid] = SendCounter(self._counters, label, self._block)
         return ep.key(kid).protect(counter.next(), payload, metadata)
 
     def sign_message(
         self, msg_id: str, kind: str, body: bytes, timestamp_ms: int
     ) -> tuple[SignedMessage, bytes]:
-        """Sign a text/data message and encrypt it; returns (message, frame)."""
-        c = self.last_commit
-        if c is None:
-            raise NotPermittedError("no channel")
-        msg = SignedMessage(msg_id, c.channel, self.device, timestamp_ms, kind, body).signed(
-            self._keys.sign
-        )
+        """Sign a text/data message, bound to this channel and the commit we send under, and
+        encrypt it; returns (message, frame)."""
+        if not self.may_send():
+            raise NotPermittedError("this device may not send in this channel now")
+        c = self._epochs[-1].commit
+        msg = SignedMessage(
+            msg_id, c.channel, self.device, timestamp_ms, kind, body, commit=c.hash
+        ).signed(self._keys.sign)
         return msg, self.protect(msg.encode(), CONTEXT_DATA)
 
     def seal_burst(self, seal: BurstSeal) -> tuple[BurstSeal, bytes]:
-        signed = seal.signed(self._keys.sign)
+        """Sign ``seal`` bound to the commit we send under, and encrypt it."""
+        if not self.may_send():
+            raise NotPermittedError("this device may not send in this channel now")
+        signed = replace(seal, commit=self._epochs[-1].commit.hash).signed(self._keys.sign)
         return signed, self.protect(signed.encode(), CONTEXT_DATA)
 
     # -- receiving -------------------------------------------------------------------------
@@ -371,22 +336,36 @@ class ChannelMember:
             if (e.commit.epoch & _EPOCH_MASK) == ebits:
                 ep = e
                 break
-        if ep is None or context > CONTEXT_DATA:
+        if ep is None:
             raise DecryptError()
         sender = ep.senders.get(index)
         if sender is None:
             raise DecryptError()
         window = ep.windows.get(kid)
         if window is None:
-            window = ep.windows[kid] = ReplayWindow(self._window)
+            window = ep.window(kid, self._window, self._marks)
         if not window.check(ctr):
             raise DecryptError()
         payload = ep.key(kid).unprotect_body(frame[:hlen], ctr, frame[hlen:], metadata)
+        if ctr >= window.mark:  # on record before it counts as heard (crypto.replay)
+            ep.record(window, kid, ctr, self._marks)
         window.update(ctr)
-        return Received(sender, context, ep.commit.epoch, kid, ctr, payload)
+        gen = kid >> GEN_SHIFT
+        if ep.gens.current.get(index) != gen:
+            clone = ep.heard(index, kid, now)
+            if clone is not None:
+                self._clones.append(clone)
+        return Received(sender, context, ep.commit.epoch, kid, ctr, payload, ep.commit.hash, gen)
+
+    def take_clones(self) -> list[CloneSeen]:
+        """The clone alarms raised by frames opened since the last call."""
+        out, self._clones = self._clones, []
+        return out
 
     def open_signed(self, received: Received) -> SignedMessage | BurstSeal:
-        """Parse and verify a DATA payload; its signer must be the frame's roster sender."""
+        """Parse and verify a DATA payload; its signer must be the frame's roster sender and
+        it must be bound to this channel and the commit of the epoch that opened it
+        (``wrong-channel`` otherwise, see :func:`~crypto.messages.check_binding`)."""
         if received.context != CONTEXT_DATA:
             raise VerificationError(Refusal.MALFORMED, "not a data frame")
         item = decode_signed(received.payload)
@@ -395,4 +374,7 @@ class ChannelMember:
         cred = self.credential(item.sender)
         if cred is None:
             raise VerificationError(Refusal.UNKNOWN_DEVICE, item.sender)
-        return item.verify(cred)
+        item.verify(cred)
+        channel = self.last_commit.channel if self.last_commit else ""
+        check_binding(item, channel, received.commit)
+        return item

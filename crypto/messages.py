@@ -8,6 +8,11 @@ is Ed25519-signed *inside* the SFrame ciphertext:
   of the burst as sent (ciphertext), their count and counter range, signed by the talker — so a
   recording of the ciphertext carries verifiable talker attribution.
 
+Both are *bound*: they carry the channel and the hash of the commit whose epoch encrypted them,
+under the signature, and a receiver refuses them anywhere else (:func:`check_binding`,
+:data:`BINDING_FAULTS`) — so an insider who re-encrypts a genuine message or seal into another
+channel, or into a later epoch of the same channel, gets it refused, not shown as new.
+
 Both encode to canonical JSON with a ``type`` field; :func:`decode_signed` tells them apart.
 It runs on what another member encrypted, so it is a parser of hostile input: whatever the
 bytes (deep nesting, huge numbers, wrong types), it returns a valid object or raises
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,6 +42,32 @@ MAX_BODY = 64 * 1024
 MAX_SIGNED = 2 * MAX_BODY  # a signed payload: base64 of the body plus a few short fields
 MAX_ID = 128
 MAX_U64 = (1 << 64) - 1
+_COMMIT_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+OTHER_CHANNEL = "other-channel"
+OTHER_COMMIT = "other-commit"
+UNBOUND = "unbound"
+BINDING_FAULTS = (OTHER_CHANNEL, OTHER_COMMIT, UNBOUND)
+"""The ``detail`` of a ``wrong-channel`` refusal from :func:`check_binding`: signed for another
+channel, under another commit of this channel, or with no commit hash at all."""
+
+
+def _check_commit(commit: str) -> None:
+    if commit and not _COMMIT_HASH.fullmatch(commit):
+        raise ValueError("commit must be a 64-digit lowercase hex hash")
+
+
+def check_binding(item: SignedMessage | BurstSeal, channel: str, commit: str) -> None:
+    """Refuse ``item`` unless it names ``channel`` and the commit hash ``commit`` (that of the
+    epoch whose key opened it): VerificationError(WRONG_CHANNEL) whose detail is one of
+    :data:`BINDING_FAULTS`."""
+    if not hmac.compare_digest(item.channel.encode(), channel.encode()):
+        raise VerificationError(Refusal.WRONG_CHANNEL, OTHER_CHANNEL)
+    if not item.commit:
+        raise VerificationError(Refusal.WRONG_CHANNEL, UNBOUND)
+    if not hmac.compare_digest(item.commit.encode(), commit.encode()):
+        raise VerificationError(Refusal.WRONG_CHANNEL, OTHER_COMMIT)
 
 
 @dataclass(frozen=True)
@@ -47,8 +79,10 @@ class SignedMessage:
     kind: str
     body: bytes = field(repr=False)
     signature: bytes = field(default=b"", repr=False)
+    commit: str = ""  # hash of the commit whose epoch encrypts it (set when signed)
 
     def __post_init__(self) -> None:
+        _check_commit(self.commit)
         if self.kind not in MESSAGE_KINDS:
             raise ValueError(f"message kind must be one of {MESSAGE_KINDS}")
         if len(self.body) > MAX_BODY:
@@ -63,6 +97,7 @@ class SignedMessage:
             "type": "message",
             "id": self.id,
             "channel": self.channel,
+            "commit": self.commit,
             "sender": self.sender,
             "ts": self.timestamp,
             "kind": self.kind,
@@ -93,8 +128,10 @@ class BurstSeal:
     last_ctr: int
     digest: bytes = field(repr=False)
     signature: bytes = field(default=b"", repr=False)
+    commit: str = ""  # hash of the commit whose epoch encrypts it (set when signed)
 
     def __post_init__(self) -> None:
+        _check_commit(self.commit)
         for name in ("epoch", "frames", "first_ctr", "last_ctr"):
             if not 0 <= getattr(self, name) <= MAX_U64:
                 raise ValueError(f"seal {name} out of range")
@@ -107,6 +144,7 @@ class BurstSeal:
         return {
             "type": "seal",
             "channel": self.channel,
+            "commit": self.commit,
             "epoch": self.epoch,
             "sender": self.sender,
             "burst": self.burst,
@@ -183,6 +221,7 @@ def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
             return SignedMessage(
                 id=get(obj, "id", str),
                 channel=get(obj, "channel", str),
+                commit=_commit(obj),
                 sender=_sender(obj),
                 timestamp=get(obj, "ts", int),
                 kind=get(obj, "kind", str),
@@ -192,6 +231,7 @@ def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
         if kind == "seal":
             return BurstSeal(
                 channel=get(obj, "channel", str),
+                commit=_commit(obj),
                 epoch=get(obj, "epoch", int),
                 sender=_sender(obj),
                 burst=get(obj, "burst", str),
@@ -204,6 +244,11 @@ def decode_signed(data: bytes) -> SignedMessage | BurstSeal:
     except ValueError as exc:  # our own fixed reasons (__post_init__), never the input
         raise VerificationError(Refusal.MALFORMED, str(exc)) from None
     raise VerificationError(Refusal.MALFORMED, "unknown signed payload type")
+
+
+def _commit(obj: dict[str, Any]) -> str:
+    """The commit hash, "" if absent (then :func:`check_binding` refuses the item)."""
+    return get(obj, "commit", str) if "commit" in obj else ""
 
 
 def _sender(obj: dict[str, Any]) -> str:

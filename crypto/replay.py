@@ -15,6 +15,14 @@ bit *i* set means ``highest - i`` was seen. For a received counter ``ctr``:
 The receiver calls :meth:`ReplayWindow.check` before decrypting and
 :meth:`ReplayWindow.update` only once the frame has authenticated, so forged frames never
 move the window (RFC 3711 §3.3.2: "the replay list is updated only after authentication").
+
+Across restarts. A window lives in memory, so a listener that restarts would take every frame
+it already played as new. The caller therefore keeps a durable *mark* per KID, reserved ahead
+like a sender's counters (:mod:`crypto.counters`): before it accepts a counter at or past
+:attr:`ReplayWindow.mark` it durably records a higher mark, and a window restored after a
+restart starts with ``floor`` = that mark and refuses every counter below it. Nothing accepted
+before the restart is accepted again; the cost is at most one block of the sender's frames
+that had not been heard yet when the listener went down.
 """
 
 from __future__ import annotations
@@ -30,22 +38,26 @@ _MAX_CTR = 2**64 - 1
 class ReplayWindow:
     """The replay window of one sender KID (RFC 3711 §3.3.2 semantics)."""
 
-    __slots__ = ("_full", "_mask", "highest", "size")
+    __slots__ = ("_full", "_mask", "floor", "highest", "mark", "size")
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, size: int = 128, floor: int = 0) -> None:
         if size < MIN_SIZE:
             raise ValueError(f"replay window size must be at least {MIN_SIZE}")
+        if not 0 <= floor <= _MAX_CTR + 1:
+            raise ValueError("replay floor out of range")
         self.size = size
+        self.floor = floor  # counters below were (or may have been) accepted before a restart
+        self.mark = floor  # the caller's durable mark: counters below it are on record
         self.highest: int | None = None
         self._mask = 0
         self._full = (1 << size) - 1
 
     def __repr__(self) -> str:
-        return f"ReplayWindow(size={self.size}, highest={self.highest})"
+        return f"ReplayWindow(size={self.size}, highest={self.highest}, floor={self.floor})"
 
     def check(self, ctr: int) -> bool:
         """True if ``ctr`` is acceptable: neither seen nor too old. Changes nothing."""
-        if not 0 <= ctr <= _MAX_CTR:
+        if not self.floor <= ctr <= _MAX_CTR:
             return False
         highest = self.highest
         if highest is None or ctr > highest:

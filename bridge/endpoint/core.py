@@ -68,6 +68,9 @@ STATS = (
     "messages_undecryptable",
     "malformed_from_relay",
     "malformed_content",
+    "messages_replayed",  # a signed item handled before, back under a new id or frame
+    "messages_misbound",  # a signed item bound to another channel or commit
+    "clone_alarms",  # two generations of one sender heard at once
 )
 
 

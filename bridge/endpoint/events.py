@@ -61,6 +61,7 @@ class Voice:
     ctr: int = 0  # SFrame counter: +1 per frame from one sender within an epoch
     received_at: float = 0.0  # wall-clock time the frame was decrypted
     epoch: int = 0  # the channel epoch whose key opened it (counters restart per epoch)
+    gen: int = 0  # the talker's generation (per boot; a restored snapshot may count again)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,31 @@ class Message:
 
 
 @dataclass(frozen=True)
+class CloneAlarm:
+    """Two sender generations of one device heard at once in one epoch: the device's state was
+    cloned (two devices speak under one identity) — or a relay held one boot's frames back and
+    released them after the device restarted. Its frames are not to be trusted as its own."""
+
+    channel: str
+    sender: str
+    kid: int  # the KID of the frame that showed it
+    epoch: int
+    generations: tuple[int, int]  # (heard again, the one that had superseded it)
+
+
+@dataclass(frozen=True)
+class BindingRefused:
+    """A genuine signed message or burst seal, refused where it was found: re-encrypted into
+    another channel (``other-channel``) or another epoch (``other-commit``), or bound to no
+    commit (``unbound``). ``sender`` is its verified signer."""
+
+    channel: str
+    sender: str
+    kind: str  # message / seal
+    reason: str
+
+
+@dataclass(frozen=True)
 class Error:
     code: str
     detail: str = ""
@@ -99,5 +125,7 @@ Event = (
     | Voice
     | BurstSealed
     | Message
+    | CloneAlarm
+    | BindingRefused
     | Error
 )

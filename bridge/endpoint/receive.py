@@ -5,6 +5,13 @@ short): the welcome, control messages checked against
 :data:`~bridge.endpoint.inbound.RELAY_MESSAGES`, relay deliveries processed strictly in order
 behind any commit being verified, and media frames. It does no I/O; see
 :mod:`bridge.endpoint.core` for the theory of operation.
+
+A signed message or seal is shown once: a delivery id handled before is dropped unopened, and
+what decides is the item's own (sender, kind, inner id), kept in the state file
+(:mod:`bridge.endpoint.seen`), so neither a relay replaying it under a new id nor an insider
+re-encrypting it into a fresh frame gets it shown again, before or after a restart. An item
+bound to another channel or commit (:func:`crypto.messages.check_binding`) is refused with
+:class:`~bridge.endpoint.events.BindingRefused`.
 """
 
 from __future__ import annotations
@@ -27,11 +34,16 @@ from bridge.wire.codes import Code
 from crypto.channel import CommitBundle
 from crypto.errors import CryptoError, DecryptError, Refusal, VerificationError
 from crypto.group import ChannelMember, PreparedCommit
-from crypto.messages import SignedMessage
+from crypto.messages import BINDING_FAULTS, SignedMessage, decode_signed
 
 log = logging.getLogger("crossband.endpoint")
 MALFORMED_FROM_RELAY = "malformed-from-relay"
 MALFORMED_CONTENT = "malformed-content"
+
+
+def _kind(payload: bytes) -> str:
+    """message / seal: what a refused signed item was (it decoded before, so it decodes)."""
+    return "message" if isinstance(decode_signed(payload), SignedMessage) else "seal"
 
 
 @dataclass
@@ -201,15 +213,15 @@ class RelayInput:
             self.out.send("ack", seq=seq)
 
     def _on_data(self, ch: str, msg_id: str, frame: bytes, now: float) -> None:
-        if msg_id in self.seen:
+        if msg_id in self.seen:  # a redelivery of what we handled (the relay's id: drop only)
             return
         member = self.channels.get(ch)
         try:
             if member is None:
                 raise DecryptError()
-            item = member.open_signed(member.unprotect(frame, now))
-            if item.channel != ch:
-                raise VerificationError(Refusal.WRONG_CHANNEL, "signed for another channel")
+            r = member.unprotect(frame, now)
+            self.voice.alarm_clones(member)
+            item = member.open_signed(r)
         except DecryptError:
             self.stats["messages_undecryptable"] += 1
             self.out.emit(ev.Error("undecryptable", f"msg on {ch} refused"))
@@ -219,8 +231,22 @@ class RelayInput:
                 self.stats["malformed_content"] += 1
                 self.out.emit(ev.Error(MALFORMED_CONTENT, f"a message on {ch} was dropped"))
                 self.seen.add(msg_id, now)
+            elif exc.code is Refusal.WRONG_CHANNEL and exc.detail in BINDING_FAULTS:
+                self.stats["messages_misbound"] += 1
+                kind = _kind(r.payload)
+                log.warning("event=binding-refused channel=%s sender=%s", ch, r.sender)
+                self.out.emit(ev.BindingRefused(ch, r.sender, kind, exc.detail))
+                self.seen.add(msg_id, now)
             else:
                 self.out.emit(ev.Error(exc.code.value, f"msg on {ch} refused"))
+            return
+        if isinstance(item, SignedMessage):
+            kind, inner = "message", item.id
+        else:
+            kind, inner = "seal", item.burst
+        if self.seen.has_inner(item.sender, kind, inner):  # replayed under a new id or frame
+            self.stats["messages_replayed"] += 1
+            self.seen.add(msg_id, now)
             return
         if isinstance(item, SignedMessage):
             self.stats["messages_received"] += 1
@@ -228,7 +254,8 @@ class RelayInput:
                 ev.Message(ch, item.id, item.sender, item.kind, item.body, item.timestamp)
             )
         else:
-            self.voice.on_seal(ch, item, now)
+            self.voice.on_seal(ch, item, r.gen, now)
+        self.seen.add_inner(item.sender, kind, inner, now)
         self.seen.add(msg_id, now)
 
     def _on_accepted(self, msg_id: str) -> None:

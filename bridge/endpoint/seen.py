@@ -1,5 +1,11 @@
 """The message ids an endpoint has handled, kept exactly as long as the relay could redeliver one.
 
+Two kinds of id. The relay's delivery id drops a plain redelivery cheaply, before decryption;
+but the relay chooses it, so it only ever drops. What decides is the *inner* id, under the
+sender's signature: a signed item is shown once per (sender, kind, inner id), whatever delivery
+id, frame or counter it comes back with (a relay replaying an old text under a new id, an insider
+re-encrypting a genuine one) — and across restarts, since both live in the state file.
+
 The relay redelivers what was not acknowledged (a crash between handling a message and the
 acknowledgement), so the endpoint remembers the ids it handed to the application and drops a
 redelivery. The relay keeps a message at most its ``message_ttl`` (7 days unless configured
@@ -41,6 +47,16 @@ class SeenIds:
 
     def add(self, msg_id: str, now: float) -> None:
         self.state.mark_seen(msg_id, now)
+        self._added(now)
+
+    def has_inner(self, sender: str, kind: str, inner_id: str) -> bool:
+        return self.state.seen_inner(sender, kind, inner_id)
+
+    def add_inner(self, sender: str, kind: str, inner_id: str, now: float) -> None:
+        self.state.mark_seen_inner(sender, kind, inner_id, now)
+        self._added(now)
+
+    def _added(self, now: float) -> None:
         if self._oldest is None or now < self._oldest:
             self._oldest = now
 

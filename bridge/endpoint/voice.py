@@ -14,6 +14,12 @@ both timers the core arms and :meth:`VoicePath.handle_timer` fires — no sleeps
 
 Timers survive a clock stepped backwards: a timer is also due when ``now`` is earlier than the
 time it was armed at.
+
+Frames heard are kept per talker *generation* (the per-boot part of its KID,
+:mod:`crypto.epoch`): a talker that restarted counts from 0 again under a new KID, and a seal
+covers the frames of the generation it was sent under. Two generations of one talker heard at
+once raise :class:`~bridge.endpoint.events.CloneAlarm` (:meth:`VoicePath.alarm_clones`). A
+voice frame whose replay mark cannot be written is dropped (it could play again after a restart).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from dataclasses import dataclass, field
 
 from bridge.endpoint import events as ev
 from bridge.endpoint.output import Output
+from bridge.errors import StoreError
+from bridge.wire.codes import Code
 from crypto.errors import DecryptError
 from crypto.group import CONTEXT_VOICE, ChannelMember
 from crypto.messages import BurstHasher, BurstSeal
@@ -32,7 +40,7 @@ UDP_TAIL = 0.06  # seconds between the last UDP voice frame and the floor releas
 SEAL_WAIT = 0.5  # seconds a burst seal waits for voice frames it overtook
 MAX_UNSEALED = 15_000  # frame hashes kept per talker awaiting a seal (5 minutes of voice)
 
-_Key = tuple[str, str, int]  # (channel, talker, epoch)
+_Key = tuple[str, str, int, int]  # (channel, talker, epoch, generation)
 
 
 def due(deadline: float, armed: float, now: float) -> bool:
@@ -64,6 +72,7 @@ class VoicePath:
         self.bursts: dict[str, Burst] = {}  # channel -> our burst in progress
         self._heard: dict[_Key, dict[int, bytes]] = {}  # -> {SFrame counter: SHA-256 of frame}
         self._seals: dict[_Key, _PendingSeal] = {}  # seals awaiting late frames
+        self._marks_failing = False  # reported once until a mark is written again
 
     # -- listening -----------------------------------------------------------------------------
 
@@ -74,10 +83,18 @@ class VoicePath:
         except (DecryptError, ValueError):
             self._stats["voice_undecryptable"] += 1
             return
+        except StoreError:
+            self._stats["voice_undecryptable"] += 1
+            if not self._marks_failing:
+                self._marks_failing = True
+                self._out.emit(ev.Error(Code.STORE_FAILED, "replay marks not writable"))
+            return
+        self._marks_failing = False
         self._stats["voice_decrypted"] += 1
+        self.alarm_clones(member)
         if r.context != CONTEXT_VOICE:
             return
-        key = (ch, r.sender, r.epoch)
+        key = (ch, r.sender, r.epoch, r.gen)
         heard = self._heard.setdefault(key, {})
         heard[r.ctr] = hashlib.sha256(frame).digest()
         if len(heard) > MAX_UNSEALED:  # a talker that never seals: keep the newest only
@@ -87,23 +104,30 @@ class VoicePath:
         if pending is not None:
             s = pending.seal
             if sum(s.first_ctr <= c <= s.last_ctr for c in heard) >= s.frames:
-                self._verdict(ch, s, heard)
-        self._out.emit(ev.Voice(ch, r.sender, r.payload, r.ctr, now, r.epoch))
+                self._verdict(key, s, heard)
+        self._out.emit(ev.Voice(ch, r.sender, r.payload, r.ctr, now, r.epoch, r.gen))
 
-    def on_seal(self, ch: str, seal: BurstSeal, now: float) -> None:
-        """A verified burst seal arrived: report it now, or wait for the frames it overtook."""
-        key = (ch, seal.sender, seal.epoch)
+    def alarm_clones(self, member: ChannelMember) -> None:
+        for c in member.take_clones():
+            self._stats["clone_alarms"] += 1
+            self._out.emit(ev.CloneAlarm(c.channel, c.sender, c.kid, c.epoch, c.generations))
+
+    def on_seal(self, ch: str, seal: BurstSeal, gen: int, now: float) -> None:
+        """A verified burst seal arrived, sent under generation ``gen``: report it now, or wait
+        for the frames it overtook."""
+        key = (ch, seal.sender, seal.epoch, gen)
         heard = self._heard.get(key, {})
         frames = sum(seal.first_ctr <= c <= seal.last_ctr for c in heard)
         if frames < seal.frames:
             self._seals[key] = _PendingSeal(seal, now + SEAL_WAIT, now)
             return
-        self._verdict(ch, seal, heard)
+        self._verdict(key, seal, heard)
 
-    def _verdict(self, ch: str, seal: BurstSeal, heard: dict[int, bytes]) -> None:
+    def _verdict(self, key: _Key, seal: BurstSeal, heard: dict[int, bytes]) -> None:
+        ch = key[0]
         frames = {c: d for c, d in heard.items() if seal.first_ctr <= c <= seal.last_ctr}
         hasher = BurstHasher.in_order(frames)
-        self._seals.pop((ch, seal.sender, seal.epoch), None)
+        self._seals.pop(key, None)
         for c in [c for c in heard if c <= seal.last_ctr]:
             del heard[c]
         verified = seal.matches(hasher)
@@ -153,4 +177,4 @@ class VoicePath:
     def handle_timer(self, now: float) -> None:
         for key, p in list(self._seals.items()):
             if due(p.deadline, p.armed, now):
-                self._verdict(key[0], p.seal, self._heard.get(key, {}))
+                self._verdict(key, p.seal, self._heard.get(key, {}))
