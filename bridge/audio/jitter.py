@@ -142,6 +142,7 @@ class JitterBuffer:
                 self.stats.duplicate += 1
             else:
                 self.stats.late += 1
+                self._measure(ext, now)  # a late packet is what says the delay is too short
             return
         self._highest = ext if self._highest is None else max(self._highest, ext)
         self._last_arrival = now

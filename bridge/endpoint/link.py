@@ -4,9 +4,10 @@
 key. It connects, answers the relay's challenge (and, when a relay key is pinned, checks the
 relay's own proof), keeps a UDP socket registered with the session token (fresh registers at
 the times :class:`~bridge.endpoint.udp_binding.UdpBinding` says, every 5 s by default),
-reconnects with exponential backoff (0.2 s doubling to 10 s, with jitter) whenever the link
-drops, and hands what arrives to its :class:`LinkHandler` (the
-:class:`~bridge.endpoint.endpoint.Endpoint`).
+reconnects with exponential backoff whenever the link drops (0.2 s doubling to 1 s while the
+relay cannot be reached, so a vessel is back within about a second of its link returning; to
+10 s while the relay answers but refuses; with jitter), and hands what arrives to its
+:class:`LinkHandler` (the :class:`~bridge.endpoint.endpoint.Endpoint`).
 
 The relay is not trusted. The challenge and the welcome are read like every relay message
 (:func:`~bridge.endpoint.inbound.parse_relay_message`: strict JSON, checked field types); one
@@ -45,6 +46,8 @@ from crypto.keys import SigningKey, VerifyKey
 
 log = logging.getLogger("crossband.endpoint")
 RELAY_NOT_AUTHENTIC = Code.RELAY_NOT_AUTHENTIC
+RECONNECT_MAX = 1.0  # s between attempts, at most, while the relay cannot be reached
+RECONNECT_MAX_REFUSED = 10.0  # s, at most, while the relay answers but refuses us
 
 
 # Failures of one connection attempt that are logged in one line, not with a traceback.
@@ -174,10 +177,13 @@ class RelayLink:
     async def _run(self) -> None:
         delay = 0.2
         while not self._stopping:
+            cap = RECONNECT_MAX
             try:
                 await self._session()
                 delay = 0.2
             except Exception as exc:  # whatever happened, the endpoint must come back
+                if isinstance(exc, RelayError):
+                    cap = RECONNECT_MAX_REFUSED  # the relay is there and said no: go slower
                 if not isinstance(exc, _EXPECTED):
                     log.exception("event=session-failed")
                 if isinstance(exc, RelayError) and exc.code == RELAY_NOT_AUTHENTIC:
@@ -196,7 +202,7 @@ class RelayLink:
             if self._stopping:
                 return
             await asyncio.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, cap)
             self.reconnects += 1
 
     async def _session(self) -> None:

@@ -8,7 +8,8 @@ with ``ptime_ms=None`` ffmpeg packetizes as it does by default (``-re``: blocks 
 Payload type, SSRC and first sequence number can be chosen; the local RTP/RTCP ports are a
 free pair picked here (ffmpeg's own pick retries noisily when ports are busy). ffmpeg sends
 RTCP sender reports to ``port + 1``; pass ``rtcp=False`` when that port is not the
-receiver's (a proxy or a gateway input in between).
+receiver's (a proxy or a gateway input in between). ``wrap`` runs it inside something else,
+e.g. a test's network namespace (``wrap=ns.argv``, :mod:`tests.rigs.netns`).
 
 **Receiver** (:class:`FfmpegReceiver`): an SDP file (:func:`sdp`) naming ``127.0.0.1:port``
 → ffmpeg's RTP demuxer, with its jitter/reorder buffer → a 16-bit WAV. By default the gaps
@@ -34,6 +35,7 @@ import asyncio
 import re
 import socket
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,8 +198,10 @@ class FfmpegSender(_Process):
         ssrc: int | None = None,
         seq: int | None = None,
         rtcp: bool = True,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         super().__init__()
+        self.wrap = wrap
         self.wav, self.port, self.codec, self.host = wav, port, codec, host
         self.ptime_ms, self.payload_type, self.ssrc, self.seq = ptime_ms, payload_type, ssrc, seq
         self.rtcp = rtcp
@@ -229,7 +233,8 @@ class FfmpegSender(_Process):
         return [*args, f"rtp://{self.host}:{self.port}?{query}"]
 
     async def start(self) -> FfmpegSender:
-        await self._spawn(self.argv(require_tool("ffmpeg")))
+        argv = self.argv(require_tool("ffmpeg"))
+        await self._spawn(self.wrap(argv) if self.wrap is not None else argv)
         return self
 
 

@@ -13,12 +13,15 @@ host uses), brings both up, and installs in the namespace (never on the host)::
 ``loss_out`` drops what leaves it. The egress hook is used for the way out because a drop on
 the output hook makes the sender's ``sendto()`` fail with EPERM, which no real link does; an
 egress drop is silent. ``match`` is an nftables expression (default all UDP; e.g.
-``udp dport 40000``; ``meta l4proto tcp`` loses TCP segments, which TCP retransmits).
+``udp dport 40000``; ``meta l4proto tcp`` loses TCP segments, which TCP retransmits);
+``match_in`` / ``match_out`` replace it for one hook (e.g. only what comes from a relay's
+port on the way in and only what goes to it on the way out).
 
-Put the lossy side in the namespace: a process with :meth:`LossyNamespace.argv` (``ip netns
-exec``), or a socket made there by :meth:`LossyNamespace.socket` from this process (a
+Put the lossy side in the namespace: a process with :meth:`LossyNamespace.argv` (``nsenter
+--net``), a socket made there by :meth:`LossyNamespace.socket` from this process (a
 short-lived thread joins the namespace, creates the socket and ends; a socket stays in the
-namespace it was made in, whichever thread uses it). Leaving the block deletes the veth pair
+namespace it was made in, whichever thread uses it), or a whole event loop on a thread that
+joined it (:class:`tests.rigs.netns_loop.NamespaceLoop`). Leaving the block deletes the veth pair
 and the namespace and checks that both are gone. Needs ``ip`` (iproute2), ``nft``
 (nftables) and root: without them, :class:`tests.rigs.tools.RigUnavailable`.
 """
@@ -64,6 +67,8 @@ class LossyNamespace:
     host_addr: str
     ns_addr: str
     match: str = "meta l4proto udp"
+    match_in: str | None = None  # None: ``match``
+    match_out: str | None = None
 
     def argv(self, command: list[str]) -> list[str]:
         """``command`` run inside the namespace. ``nsenter --net`` joins only the network
@@ -77,13 +82,7 @@ class LossyNamespace:
 
         def inside() -> None:
             try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
-                try:
-                    if libc.setns(fd, CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns")
-                finally:
-                    os.close(fd)
+                self.join_thread()
                 made.append(socket.socket(socket.AF_INET, kind))
             except BaseException as exc:  # handed to the caller's thread below
                 made.append(exc)
@@ -96,12 +95,25 @@ class LossyNamespace:
             raise result
         return result
 
+    def join_thread(self) -> None:
+        """Move the calling thread (only it) into the namespace (``setns``); threads it
+        starts afterwards are born there too. Never call it on a thread that returns to
+        other work in the host namespace."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+        finally:
+            os.close(fd)
+
     def set_loss(self, loss_in: int = 0, loss_out: int = 0) -> None:
         """Replace the drop rules (percentages, 0..100) of both hooks."""
         for pct in (loss_in, loss_out):
             if not 0 <= pct <= 100:
                 raise ValueError(f"loss is a percentage in [0, 100], got {pct}")
-        rule_in, rule_out = self._rule(loss_in), self._rule(loss_out)
+        rule_in = self._rule(loss_in, self.match_in or self.match)
+        rule_out = self._rule(loss_out, self.match_out or self.match)
         ruleset = (
             "flush ruleset\n"
             "table inet crossband_loss {\n"
@@ -113,12 +125,13 @@ class LossyNamespace:
         )
         _run(self.argv(["nft", "-f", "-"]), stdin=ruleset)
 
-    def _rule(self, pct: int) -> str:
+    @staticmethod
+    def _rule(pct: int, match: str) -> str:
         if pct == 0:
             return ""
         if pct == 100:  # numgen's range is 0..99
-            return f"{self.match} counter drop"
-        return f"{self.match} numgen random mod 100 < {pct} counter drop"
+            return f"{match} counter drop"
+        return f"{match} numgen random mod 100 < {pct} counter drop"
 
     def dropped(self) -> dict[str, int]:
         """Packets each hook's rule has dropped so far (the rules' counters)."""
@@ -154,13 +167,20 @@ def check_available() -> None:
 
 @contextmanager
 def lossy_namespace(
-    loss_in: int = 0, loss_out: int = 0, *, match: str = "meta l4proto udp"
+    loss_in: int = 0,
+    loss_out: int = 0,
+    *,
+    match: str = "meta l4proto udp",
+    match_in: str | None = None,
+    match_out: str | None = None,
 ) -> Iterator[LossyNamespace]:
     check_available()
     n = next(_counter)
     tag = f"{os.getpid() % 100000}{n}"
     host_addr, ns_addr = _free_subnet()
-    ns = LossyNamespace(f"cbloss-{tag}", f"cbh{tag}", f"cbn{tag}", host_addr, ns_addr, match)
+    ns = LossyNamespace(
+        f"cbloss-{tag}", f"cbh{tag}", f"cbn{tag}", host_addr, ns_addr, match, match_in, match_out
+    )
     _run(["ip", "netns", "add", ns.name])
     try:
         _run(

@@ -123,6 +123,12 @@ class TcpProxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         self.accepted += 1
+        # Cancelled only by close(); ending quietly then, because asyncio's streams callback
+        # calls exception() on this task and logs a cancelled one as an error.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(reader, writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.on_outage == "reset" and self.link.is_down(self._now()):
             self.resets += 1
             writer.transport.abort()
@@ -204,7 +210,8 @@ class TcpProxy:
                 await asyncio.sleep(wait)
             if not data:
                 if dst.can_write_eof() and not dst.transport.is_closing():
-                    dst.write_eof()
+                    with contextlib.suppress(OSError):  # the peer has gone already
+                        dst.write_eof()
                 return
             if dst.transport.is_closing():
                 return

@@ -1,0 +1,1 @@
+"""Voice and messages across a vessel's bad link, against the real relay (issue 8)."""
