@@ -82,6 +82,7 @@ class CoreBase:
         self.metrics = Metrics()
         self.directory: dict[str, bytes] = {}  # credentials seen since start (public)
         self.store_failing = False
+        self.penalized: dict[str, float] = {}  # device -> when it may log in again (monotonic)
         self._next_sid = 1
         self.wall_offset = 0.0  # wall - monotonic, as of the last input that gave both
         self.committing: dict[str, int] = {}  # channel -> epoch whose write is in flight

@@ -53,7 +53,8 @@ class CommitsMixin(CoreBase):
             return early
         chan = self.channels.get(ch)
         previous = chan.head if chan is not None else None
-        op = VerifyCommit(raw, self.trust, wall, previous, tuple(self.revocations.items()))
+        revocations = tuple(self.revocations.items())
+        op = VerifyCommit(raw, s.device, self.trust, wall, previous, revocations)
 
         def verified(result: CommitBundle | Refused, now: float) -> Outcome:
             return self._verified(s, rid, ch, epoch, previous, result, wall)

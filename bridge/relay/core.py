@@ -50,6 +50,7 @@ log = logging.getLogger("crossband.relay")
 EXPIRE_EVERY = 60.0  # seconds between sweeps of expired stored items
 COST_UNIT = 64 * 1024  # a control message costs one more rate-limit token per 64 KiB
 MAX_READ_PAUSE = 2.0  # seconds, at most, that a session over its budget is not read
+PENALTY = 30.0  # seconds a device that sent a message too large for its role may not log in
 
 Handler = Callable[[Any, Session, dict[str, Any], float, float], Outcome]
 
@@ -92,7 +93,10 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
         ``rate-limited``. :meth:`handle` then charges one token per message."""
         s = self.sessions[sid]
         if size > p.MAX_SMALL_CONTROL and s.cred is not None and not s.cred.has_role("dispatcher"):
-            # Only commits are that large once logged in, and only dispatchers send them.
+            # Only commits are that large once logged in, and only dispatchers send them: this
+            # device is flooding. Its session ends and it may not log in again for a while, so
+            # its flood costs one such read per PENALTY seconds.
+            self.penalized[s.cred.device] = now + PENALTY
             raise RemoteProtocolError(p.Codes.TOO_LARGE, "large messages are for dispatchers")
         cost = size // COST_UNIT
         if cost and not s.control_rate.allow(now, cost):
@@ -108,13 +112,23 @@ class RelayCore(SessionsMixin, CommitsMixin, MessagesMixin, MediaMixin):
         s = self.sessions.get(sid)
         if s is None:
             return 0.0
-        if size > p.MAX_SMALL_CONTROL and s.cred is not None and not s.cred.has_role("dispatcher"):
-            pause = MAX_READ_PAUSE
+        if s.cred is not None and s.cred.device in self.penalized:
+            pause = MAX_READ_PAUSE  # and the driver closes the session (see :meth:`banned`)
         else:
             pause = min(MAX_READ_PAUSE, s.control_rate.wait(now, size // COST_UNIT + 1))
         if pause > 0:
             self.metrics.c["read_pauses"] += 1
         return pause
+
+    def banned(self, sid: int, now: float) -> bool:
+        """Is this session's device under a penalty (see :meth:`admit`)? Expired ones go."""
+        s = self.sessions.get(sid)
+        device = s.cred.device if s is not None and s.cred is not None else None
+        until = self.penalized.get(device) if device is not None else None
+        if until is not None and now >= until:
+            del self.penalized[device]  # type: ignore[arg-type]
+            return False
+        return until is not None
 
     def handle(
         self, sid: int, msg: dict[str, Any], now: float, wall: float | None = None

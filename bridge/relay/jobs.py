@@ -193,6 +193,7 @@ class VerifyCommit:
     """
 
     text: str  # the message's base64 field, decoded here too (4 MB: milliseconds)
+    sender: str  # the device that sent it: a bundle it did not issue is not verified at all
     trust: TrustBundle
     wall: float
     previous: Commit | None
@@ -207,6 +208,8 @@ class VerifyCommit:
             return Refused(exc, decoded=False)
         except RemoteProtocolError:
             return Refused(VerificationError(Refusal.MALFORMED, "not base64"), decoded=False)
+        if bundle.commit.issuer != self.sender:  # the caller refuses it: skip the signatures
+            return Refused(VerificationError(Refusal.MALFORMED, "issuer"), True, bundle)
         try:
             verify_commit(
                 bundle,

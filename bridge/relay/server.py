@@ -263,6 +263,8 @@ class RelayServer:
             if unparsed and len(data) <= p.MAX_SMALL_CONTROL:
                 msg = self._parse_for_rid(data)  # cheap at this size: the refusal names it
             self._refuse(sid, conn, exc.code, exc.detail, msg)
+            if unparsed and self.core.banned(sid, now):
+                conn.close(exc.code, notify=False)  # flooding: out, and not back for a while
             return self.core.read_pause(sid, len(data), now) if unparsed else 0.0
         except Exception as exc:  # a bug, or a parser that raised what it should not
             code = p.Codes.MALFORMED if msg is None else p.Codes.INTERNAL

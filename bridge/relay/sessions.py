@@ -109,6 +109,13 @@ class SessionsMixin(CoreBase):
             }.get(exc.code, p.Codes.AUTH_FAILED)
             self._audit("auth-refused", wall, session=sid, reason=exc.code.value)
             raise RemoteProtocolError(code, exc.code.value)
+        until = self.penalized.get(cred.device)
+        if until is not None and now >= until:
+            del self.penalized[cred.device]
+        elif until is not None:
+            self.metrics.c["auth_refused"] += 1
+            detail = f"sent a message too large for its role; log in again in {until - now:.0f} s"
+            raise RemoteProtocolError(p.Codes.TOO_LARGE, detail)
         old = self.by_device.get(cred.device)
         out = Outcome()
         if old is not None:  # a reconnect supersedes the stale connection

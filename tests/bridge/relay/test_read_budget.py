@@ -12,7 +12,7 @@ import time
 import pytest
 
 from bridge.errors import ProtocolError
-from bridge.relay.core import MAX_READ_PAUSE, RelayCore
+from bridge.relay.core import MAX_READ_PAUSE, PENALTY, RelayCore
 from bridge.relay.memory_store import MemoryStore
 from bridge.relay.server import RelayServer
 from bridge.relay.state import RelayConfig
@@ -57,7 +57,36 @@ def test_large_messages_from_a_non_dispatcher_are_refused_unparsed_with_the_long
         core.admit(sid, p.MAX_SMALL_CONTROL + 1, float(NOW))
     assert err.value.code == p.Codes.TOO_LARGE
     assert core.read_pause(sid, p.MAX_SMALL_CONTROL + 1, float(NOW)) == MAX_READ_PAUSE
-    core.admit(sid, p.MAX_SMALL_CONTROL, float(NOW))  # its own messages still pass
+    assert core.banned(sid, float(NOW))  # the driver ends the session...
+    core.disconnect(sid, float(NOW))
+    with pytest.raises(ProtocolError) as err:  # ...and the device may not come straight back
+        login(core, o, now=float(NOW) + 1)
+    assert err.value.code == p.Codes.TOO_LARGE and "log in again" in err.value.detail
+    sid = login(core, o, now=float(NOW) + PENALTY)[0]  # after the penalty it may
+    assert not core.banned(sid, float(NOW) + PENALTY)
+    core.admit(sid, p.MAX_SMALL_CONTROL, float(NOW) + PENALTY)  # normal messages pass
+
+
+async def test_a_flooding_observer_is_cut_off_after_one_message() -> None:
+    """Fault 7's flood from a device in no channel that may never send commits: its first
+    4 MB message ends its session (the old relay read ~100 of them a second)."""
+    world = make_world(now=int(time.time()))
+    observer = world.device("mx-gn", "observer", ("observer",))
+    server = RelayServer(RelayCore(world.trust, MemoryStore(), NullAudit()), udp_port=None)
+    await server.start()
+    try:
+        ws = await _login(server.port, observer)
+        junk = "A" * (3 * MB)
+        for _ in range(3):
+            ws.send_text(p.control("commit", bundle=junk, ch="inc-9", epoch=1))
+        assert (await ws.receive_json(5))["code"] == p.Codes.TOO_LARGE
+        assert await ws.closed(5) == p.Codes.TOO_LARGE
+        again = await RawWebSocket.connect("127.0.0.1", server.port)
+        again.send_text(auth_msg(observer, await again.receive_json(5)))
+        assert (await again.receive_json(5))["code"] == p.Codes.TOO_LARGE
+        again.close()
+    finally:
+        await server.stop()
 
 
 async def _login(port: int, d: Device) -> RawWebSocket:
