@@ -54,7 +54,9 @@ class Finding:
 
 @dataclass
 class _Stream:
-    pending: dict[int, tuple[bytes, float]] = field(default_factory=dict)
+    # counter -> the frames heard at it, unattributed: (hash, when); more than one when an
+    # insider forged a frame at a counter the talker also used (only one can match)
+    pending: dict[int, list[tuple[bytes, float]]] = field(default_factory=dict)
     recent: deque[Checkpoint] = field(default_factory=lambda: deque(maxlen=KEEP))
     seq: int | None = None
     digest: bytes = b""
@@ -91,9 +93,13 @@ class Attribution:
             listed = cp.hash_at(ctr)
             ok = listed is not None and hmac.compare_digest(listed, h)
             return Verdict.VERIFIED if ok else Verdict.FORGED
-        if ctr not in st.pending and len(st.pending) >= MAX_PENDING:
-            del st.pending[min(st.pending, key=lambda c: st.pending[c][1])]
-        st.pending.setdefault(ctr, (h, now))
+        heard = st.pending.get(ctr)
+        if heard is None:
+            if len(st.pending) >= MAX_PENDING:
+                del st.pending[min(st.pending, key=lambda c: st.pending[c][0][1])]
+            heard = st.pending[ctr] = []
+        if len(heard) < 4 and all(not hmac.compare_digest(x, h) for x, _ in heard):
+            heard.append((h, now))
         return Verdict.PENDING
 
     def checkpoint(self, cp: Checkpoint, now: float) -> list[Finding]:
@@ -115,9 +121,10 @@ class Attribution:
         good: list[int] = []
         bad: list[int] = []
         for ctr in [c for c in st.pending if cp.first_ctr <= c <= cp.last_ctr]:
-            h, _ = st.pending.pop(ctr)
             listed = cp.hash_at(ctr)
-            (good if listed is not None and hmac.compare_digest(listed, h) else bad).append(ctr)
+            for h, _ in st.pending.pop(ctr):
+                ok = listed is not None and hmac.compare_digest(listed, h)
+                (good if ok else bad).append(ctr)
         if good:
             found.append(Finding("verified", cp.kid, tuple(sorted(good))))
         if bad:
@@ -128,7 +135,7 @@ class Attribution:
         """Judge every frame that waited :attr:`bound` for a checkpoint."""
         found: list[Finding] = []
         for kid, st in self._streams.items():
-            old = [c for c, (_, t) in st.pending.items() if now - t >= self.bound or now < t]
+            old = [c for c, heard in st.pending.items() if self._due(heard[0][1], now)]
             if not old:
                 continue
             lost = tuple(sorted(c for c in old if st.in_gap(c)))
@@ -141,10 +148,24 @@ class Attribution:
                 found.append(Finding("forged", kid, forged, "uncovered"))
         return found
 
+    def is_verified(self, kid: int, ctr: int) -> bool:
+        """Does a checkpoint of ``kid`` we hold list this counter (and the frame matched)?"""
+        st = self._streams.get(kid)
+        return st is not None and ctr not in st.pending and st.covering(ctr) is not None
+
+    def is_pending(self, kid: int, ctr: int, frame: bytes) -> bool:
+        """Was this very frame heard already, still waiting for a checkpoint (a replay)?"""
+        st = self._streams.get(kid)
+        h = frame_hash(frame)
+        return st is not None and any(hmac.compare_digest(x, h) for x, _ in st.pending.get(ctr, ()))
+
     def next_deadline(self) -> float | None:
         """When :meth:`expire` has something to judge (None: nothing pending)."""
-        times = [t for st in self._streams.values() for _, t in st.pending.values()]
+        times = [h[0][1] for st in self._streams.values() for h in st.pending.values()]
         return min(times) + self.bound if times else None
+
+    def _due(self, t: float, now: float) -> bool:
+        return now - t >= self.bound or now < t  # (a clock stepped back: judge at once)
 
     def may_advance(self, kid: int, ctr: int, verified: bool) -> bool:
         """May this frame move ``kid``'s replay window? (See the module docstring.)"""

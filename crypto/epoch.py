@@ -240,6 +240,14 @@ class EpochKeys:
             marks.reserve(self.label(kid), mark)
             window.mark = mark
 
+    def advance(self, kid: int, ctr: int, marks: CounterStore | None) -> None:
+        """Move ``kid``'s replay window to ``ctr`` (on record first), if it is not behind."""
+        window = self.windows.get(kid)
+        if window is not None and window.check(ctr):
+            if ctr >= window.mark:
+                self.record(window, kid, ctr, marks)
+            window.update(ctr)
+
     def heard(self, index: int, kid: int, now: float) -> CloneSeen | None:
         """A frame of sender ``index`` under a generation that is not its current one."""
         pair = self.gens.changed(index, kid >> GEN_SHIFT, now)

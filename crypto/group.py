@@ -12,10 +12,8 @@ derives nothing for that epoch.
 
 Two ways back in, so that a member is never stuck on ``epoch-skip``:
 
-- *Re-added after removal.* A removed member is not sent the commits made while it is out, so
-  the commit that re-adds it is usually several epochs ahead. It is then verified like a join
-  (an MLS Welcome): every check except the link to our previous commit, whose epoch it must
-  still exceed (no rollback).
+- *Re-added after removal.* The commit that re-adds a removed member is usually several epochs
+  ahead: it is verified like a join (an MLS Welcome), and must still exceed our epoch.
 - *A refused link.* A commit that is authentic but that we refuse for its content (a roster
   member we hold a newer revocation for, say) may be installed as a *chain link*: a
   :class:`PreparedCommit` with ``refused`` set, built by the I/O layer once it checked the
@@ -44,11 +42,13 @@ Every receive failure is the same :class:`~crypto.errors.DecryptError`.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import replace
 from typing import NamedTuple
 
 from .agreement import Agreement, RevocationList
 from .channel import Commit, CommitBundle, key_confirmation, seal_info, verify_commit
+from .checkpoint import Checkpoint
 from .counters import CounterStore, ReplayMarkSource, SendCounter
 from .epoch import (
     CONTEXT_DATA,
@@ -325,8 +325,16 @@ class ChannelMember:
 
     # -- receiving -------------------------------------------------------------------------
 
-    def unprotect(self, frame: bytes, now: float, metadata: bytes = b"") -> Received:
-        """Open a frame from any roster sender of a live epoch, or raise DecryptError."""
+    def unprotect(
+        self,
+        frame: bytes,
+        now: float,
+        metadata: bytes = b"",
+        gate: Callable[[int, int], bool] | None = None,
+    ) -> Received:
+        """Open a frame from any roster sender of a live epoch, or raise DecryptError. A voice
+        frame ``gate(kid, ctr)`` says no to does not move the replay window (nobody vouched for
+        it yet, :mod:`crypto.attribution`): :meth:`advance` does, once it is attributed."""
         if self._retiring and now >= self._retiring:
             self.expire(now)
         kid, ctr, hlen = decode_header(frame)
@@ -347,15 +355,26 @@ class ChannelMember:
         if not window.check(ctr):
             raise DecryptError()
         payload = ep.key(kid).unprotect_body(frame[:hlen], ctr, frame[hlen:], metadata)
-        if ctr >= window.mark:  # on record before it counts as heard (crypto.replay)
-            ep.record(window, kid, ctr, self._marks)
-        window.update(ctr)
+        if gate is None or context != CONTEXT_VOICE or gate(kid, ctr):
+            if ctr >= window.mark:  # on record before it counts as heard (crypto.replay)
+                ep.record(window, kid, ctr, self._marks)
+            window.update(ctr)
         gen = kid >> GEN_SHIFT
         if ep.gens.current.get(index) != gen:
             clone = ep.heard(index, kid, now)
             if clone is not None:
                 self._clones.append(clone)
         return Received(sender, context, ep.commit.epoch, kid, ctr, payload, ep.commit.hash, gen)
+
+    def advance(self, kid: int, ctr: int) -> None:
+        """Move ``kid``'s replay window to ``ctr`` (a frame a checkpoint has attributed)."""
+        for ep in self._epochs:
+            if (ep.commit.epoch & _EPOCH_MASK) == split_kid(kid)[2]:
+                ep.advance(kid, ctr, self._marks)
+
+    def sign_checkpoint(self, cp: Checkpoint) -> bytes:
+        """Sign a voice checkpoint (:mod:`crypto.checkpoint`) and encrypt it as data."""
+        return self.protect(cp.signed(self._keys.sign).encode(), CONTEXT_DATA)
 
     def take_clones(self) -> list[CloneSeen]:
         """The clone alarms raised by frames opened since the last call."""

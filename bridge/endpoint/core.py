@@ -71,6 +71,13 @@ STATS = (
     "messages_replayed",  # a signed item handled before, back under a new id or frame
     "messages_misbound",  # a signed item bound to another channel or commit
     "clone_alarms",  # two generations of one sender heard at once
+    "voice_verified",  # frames a checkpoint signed by their talker attributed
+    "voice_unverifiable",  # frames whose checkpoint was lost on the way
+    "voice_replayed",  # a frame heard again while it waited for its checkpoint
+    "checkpoints",  # checkpoints accepted
+    "checkpoints_refused",  # checkpoints that did not verify
+    "checkpoints_misbound",  # checkpoints for another channel, commit or KID
+    "forgery_alarms",  # frames under a KID whose talker did not sign them
 )
 
 
@@ -282,10 +289,12 @@ class EndpointCore(RelayInput):
         if c is not None and now >= c.expires:
             raise NotPermittedError(f"channel {ch} has expired")
         frame = member.protect(payload, CONTEXT_VOICE)
-        ctr = self.voice.sent(ch, frame, now)
+        ctr, checkpoint = self.voice.sent(ch, member, frame, now)
         no = self.channel_no.get(ch)
         if no is not None:
             self.out.media.append((no, frame))
+            if checkpoint is not None:  # in band, right behind the frame that closed it
+                self.out.media.append((no, checkpoint))
         return ctr
 
     def end_burst(self, ch: str, now: float) -> BurstSeal | None:
@@ -296,6 +305,10 @@ class EndpointCore(RelayInput):
         sealed = None
         if burst is not None and member is not None:
             try:
+                last = self.voice.last_checkpoint(member, burst)
+                no = self.channel_no.get(ch)
+                if last is not None and no is not None:
+                    self.out.media.append((no, last))  # before the floor release (tail)
                 sealed = self.voice.seal_for(ch, member, self.device, burst)
             except NotPermittedError:  # removed mid-burst: nothing we may sign into it
                 sealed = None

@@ -62,6 +62,9 @@ class Voice:
     received_at: float = 0.0  # wall-clock time the frame was decrypted
     epoch: int = 0  # the channel epoch whose key opened it (counters restart per epoch)
     gen: int = 0  # the talker's generation (per boot; a restored snapshot may count again)
+    # Attributed by a checkpoint the talker signed (bridge.endpoint.attribute); a frame heard
+    # before its checkpoint arrives is unverified here, and TalkerVerified follows.
+    verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,31 @@ class BindingRefused:
 
 
 @dataclass(frozen=True)
+class TalkerVerified:
+    """``count`` of ``sender``'s frames (KID ``kid``) heard unverified are now attributed to
+    it by a checkpoint it signed: only this (or ``Voice.verified``) shows a talker verified."""
+
+    channel: str
+    sender: str
+    kid: int
+    count: int
+
+
+@dataclass(frozen=True)
+class ForgeryAlarm:
+    """Voice under ``sender``'s KID that ``sender`` did not sign: a checkpoint lists another
+    frame at those counters (``mismatch``), none covered them in time (``uncovered``), or two
+    checkpoint chains exist for the KID (``forked``). Another member encrypted them; they
+    are not played."""
+
+    channel: str
+    sender: str  # the roster sender the KID claims
+    kid: int
+    ctrs: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Error:
     code: str
     detail: str = ""
@@ -123,6 +151,8 @@ Event = (
     | FloorEvent
     | Emergency
     | Voice
+    | TalkerVerified
+    | ForgeryAlarm
     | BurstSealed
     | Message
     | CloneAlarm

@@ -28,9 +28,11 @@ import hashlib
 from dataclasses import dataclass, field
 
 from bridge.endpoint import events as ev
+from bridge.endpoint.attribute import Attributor, is_checkpoint
 from bridge.endpoint.output import Output
 from bridge.errors import StoreError
 from bridge.wire.codes import Code
+from crypto.checkpoint import Checkpointer
 from crypto.errors import DecryptError
 from crypto.group import CONTEXT_VOICE, ChannelMember
 from crypto.messages import BurstHasher, BurstSeal
@@ -55,6 +57,7 @@ class Burst:
     id: str
     hasher: BurstHasher = field(default_factory=BurstHasher)
     last_sent: float | None = None
+    checkpointer: Checkpointer | None = None  # made at the first frame (it needs the KID)
 
 
 @dataclass
@@ -73,13 +76,19 @@ class VoicePath:
         self._heard: dict[_Key, dict[int, bytes]] = {}  # -> {SFrame counter: SHA-256 of frame}
         self._seals: dict[_Key, _PendingSeal] = {}  # seals awaiting late frames
         self._marks_failing = False  # reported once until a mark is written again
+        self.attribution = Attributor(out, stats)
 
     # -- listening -----------------------------------------------------------------------------
 
     def receive(self, ch: str, member: ChannelMember, frame: bytes, now: float) -> None:
         self._stats["voice_received"] += 1
+        att = self.attribution
         try:
-            r = member.unprotect(frame, now)
+            kid, ctr, _ = decode_header(frame)
+            if att.pending(kid, ctr, frame):  # heard already, still unattributed: a replay
+                self._stats["voice_replayed"] += 1
+                return
+            r = member.unprotect(frame, now, gate=att.gate)
         except (DecryptError, ValueError):
             self._stats["voice_undecryptable"] += 1
             return
@@ -93,7 +102,12 @@ class VoicePath:
         self._stats["voice_decrypted"] += 1
         self.alarm_clones(member)
         if r.context != CONTEXT_VOICE:
+            if is_checkpoint(r):  # in band with the voice (bridge.endpoint.attribute)
+                att.checkpoint(ch, member, r, now)
             return
+        if not att.frame(ch, member, r, frame, now):
+            return  # forged under another member's KID: alarmed, not played
+        verified = att.book.is_verified(r.kid, r.ctr)
         key = (ch, r.sender, r.epoch, r.gen)
         heard = self._heard.setdefault(key, {})
         heard[r.ctr] = hashlib.sha256(frame).digest()
@@ -105,7 +119,7 @@ class VoicePath:
             s = pending.seal
             if sum(s.first_ctr <= c <= s.last_ctr for c in heard) >= s.frames:
                 self._verdict(key, s, heard)
-        self._out.emit(ev.Voice(ch, r.sender, r.payload, r.ctr, now, r.epoch, r.gen))
+        self._out.emit(ev.Voice(ch, r.sender, r.payload, r.ctr, now, r.epoch, r.gen, verified))
 
     def alarm_clones(self, member: ChannelMember) -> None:
         for c in member.take_clones():
@@ -140,15 +154,33 @@ class VoicePath:
     def begin(self, ch: str, burst_id: str) -> None:
         self.bursts[ch] = Burst(burst_id)
 
-    def sent(self, ch: str, frame: bytes, now: float) -> int:
-        """Account one frame of ours; returns its SFrame counter."""
-        ctr = decode_header(frame)[1]
+    def sent(
+        self, ch: str, member: ChannelMember, frame: bytes, now: float
+    ) -> tuple[int, bytes | None]:
+        """Account one frame of ours: its SFrame counter, and the signed checkpoint frame to
+        send right after it when one is due (at least every 200 ms, crypto.checkpoint)."""
+        kid, ctr, _ = decode_header(frame)
         burst = self.bursts.get(ch)
+        checkpoint = None
         if burst is not None:
             burst.hasher.add(frame, ctr)
             burst.last_sent = now
+            c = member.last_commit
+            if burst.checkpointer is None and c is not None:
+                burst.checkpointer = Checkpointer(ch, bytes.fromhex(c.hash), kid)
+            if burst.checkpointer is not None:
+                cp = burst.checkpointer.add(ctr, frame, now)
+                checkpoint = member.sign_checkpoint(cp) if cp is not None else None
         self._stats["voice_sent"] += 1
-        return ctr
+        return ctr, checkpoint
+
+    @staticmethod
+    def last_checkpoint(member: ChannelMember, burst: Burst | None) -> bytes | None:
+        """The burst's final checkpoint frame, over what the last one did not cover."""
+        if burst is None or burst.checkpointer is None:
+            return None
+        cp = burst.checkpointer.close()
+        return member.sign_checkpoint(cp) if cp is not None else None
 
     def release_time(self, burst: Burst | None, now: float) -> float:
         """When the floor release of ``burst`` may go out (``now``: at once)."""
@@ -172,9 +204,13 @@ class VoicePath:
     # -- timers --------------------------------------------------------------------------------
 
     def get_timer(self) -> float | None:
-        return min((p.deadline for p in self._seals.values()), default=None)
+        times = [p.deadline for p in self._seals.values()]
+        if (t := self.attribution.get_timer()) is not None:
+            times.append(t)
+        return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
+        self.attribution.handle_timer(now)
         for key, p in list(self._seals.items()):
             if due(p.deadline, p.armed, now):
                 self._verdict(key, p.seal, self._heard.get(key, {}))

@@ -27,7 +27,7 @@ from bridge.relay.base import CoreBase
 from bridge.relay.state import Channel, Session
 from bridge.wire import control as p
 from bridge.wire import media as wm
-from crypto.group import CONTEXT_VOICE
+from crypto.group import CONTEXT_DATA, CONTEXT_VOICE
 
 _CH = struct.Struct(">I")
 _UDP_HEAD = 2 + p.TOKEN_LEN
@@ -72,8 +72,10 @@ class MediaMixin(CoreBase):
         if not chan.floor.may_send(device):
             self.metrics.drop("no-floor")
             return None
-        if len(frame) > p.MAX_SFRAME or not self._sender_index_ok(
-            chan, device, frame, CONTEXT_VOICE
+        if len(frame) > p.MAX_SFRAME or not (
+            self._sender_index_ok(chan, device, frame, CONTEXT_VOICE)
+            # in band with the voice: the talker's signed checkpoints (crypto.checkpoint)
+            or self._sender_index_ok(chan, device, frame, CONTEXT_DATA)
         ):
             self.metrics.drop("bad-kid")
             return None

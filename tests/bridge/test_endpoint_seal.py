@@ -12,7 +12,7 @@ from bridge.endpoint.voice import SEAL_WAIT
 from crypto.group import ChannelMember
 from crypto.messages import BurstHasher, BurstSeal
 from crypto.sframe import decode_header
-from tests.bridge.endpoint.rig import CH, NO, Clock, Node
+from tests.bridge.endpoint.rig import CH, NO, Clock, Node, checkpoint_for
 from tests.world import make_world
 
 
@@ -48,6 +48,7 @@ def test_seal_verified_despite_reordering_and_an_early_seal(tmp_path: Path) -> N
         node.pump()
         assert not node.take(ev.BurstSealed)
         core.receive_media(NO, frames[4], clock.advance(0.01))
+        core.receive_media(NO, checkpoint_for(tx, frames), clock.now)  # the talker signs them
         node.pump()
         (done,) = node.take(ev.BurstSealed)
         assert done.verified and done.received == 5 and done.sender == talker.id

@@ -19,6 +19,9 @@ from bridge.endpoint.state import EndpointState
 from bridge.wire import control as p
 from crypto.agreement import RevocationList
 from crypto.channel import CommitBundle
+from crypto.checkpoint import GENESIS, Checkpoint, frame_hash
+from crypto.group import ChannelMember
+from crypto.sframe import decode_header
 from tests.world import Device, World
 
 CH = "inc-1"
@@ -112,3 +115,13 @@ class Node:
 
     def close(self) -> None:
         self.state.close()
+
+
+def checkpoint_for(tx: ChannelMember, frames: list[bytes], ch: str = CH) -> bytes:
+    """The signed checkpoint frame a talker sends in band over ``frames`` (consecutive voice
+    frames of one KID, as :class:`~crypto.checkpoint.Checkpointer` would cut them)."""
+    assert tx.last_commit is not None
+    kid, first, _ = decode_header(frames[0])
+    hashes = tuple(frame_hash(f) for f in frames)
+    cp = Checkpoint(ch, bytes.fromhex(tx.last_commit.hash), kid, 0, GENESIS, first, hashes)
+    return tx.sign_checkpoint(cp)

@@ -16,10 +16,12 @@ from pathlib import Path
 from bridge.endpoint import events as ev
 from bridge.endpoint.state import EndpointState
 from crypto.channel import CommitBundle
+from crypto.checkpoint import Checkpointer
 from crypto.counters import MemoryCounterStore
 from crypto.group import CONTEXT_DATA, CONTEXT_VOICE, ChannelMember, make_kid
 from crypto.messages import OTHER_CHANNEL, OTHER_COMMIT, BurstSeal
-from tests.bridge.endpoint.rig import CH, NO, Clock, Node
+from crypto.sframe import decode_header
+from tests.bridge.endpoint.rig import CH, NO, Clock, Node, checkpoint_for
 from tests.world import Device, World, make_world
 
 CH2 = "inc-2"
@@ -43,10 +45,28 @@ def _deliver(node: Node, ch: str, frame: bytes, outer: str, kind: str = "msg") -
     node.relay("deliver", seq=node.seq, kind=kind, ch=ch, id=outer, body=body)
 
 
+def _talk(tx: ChannelMember, n: int, label: bytes) -> list[bytes]:
+    """A talker's burst as it goes on the wire: its frames, and after every 10th (200 ms)
+    and at the end the signed checkpoint over them (crypto.checkpoint)."""
+    out: list[bytes] = []
+    cpr = None
+    for i in range(n):
+        frame = tx.protect(label + b" %d" % i)
+        kid, ctr, _ = decode_header(frame)
+        assert tx.last_commit is not None
+        cpr = cpr or Checkpointer(CH, bytes.fromhex(tx.last_commit.hash), kid)
+        out.append(frame)
+        cp = cpr.add(ctr, frame, i * 0.02)
+        if cp is not None:
+            out.append(tx.sign_checkpoint(cp))
+    last = cpr.close() if cpr is not None else None
+    return out + ([tx.sign_checkpoint(last)] if last is not None else [])
+
+
 def test_replayed_voice_does_not_play_again_after_a_listener_restart(tmp_path: Path) -> None:
     _, _, boat, _, listener, tx = _setup(tmp_path)
     try:
-        frames = [tx.protect(b"frame %d" % i) for i in range(30)]
+        frames = _talk(tx, 30, b"frame")
         for f in frames:
             listener.core.receive_media(NO, f, listener.clock.advance(0.02))
         listener.pump()
@@ -56,8 +76,8 @@ def test_replayed_voice_does_not_play_again_after_a_listener_restart(tmp_path: P
             listener.core.receive_media(NO, f, listener.clock.advance(0.02))
         listener.pump()
         assert listener.take(ev.Voice) == []  # before: 30 of 30 played again
-        assert listener.core.stats["voice_undecryptable"] == 30
-        fresh = [tx.protect(b"new %d" % i) for i in range(30)]
+        assert listener.core.stats["voice_undecryptable"] == 30  # the voice frames
+        fresh = _talk(tx, 30, b"new")
         for f in fresh:
             listener.core.receive_media(NO, f, listener.clock.advance(0.02))
         listener.pump()
@@ -135,6 +155,7 @@ def test_a_frame_at_the_top_counter_is_put_on_record_without_breaking(tmp_path: 
         tx.process_commit(bundle, w.now)
         top = tx.protect(b"top")
         listener.core.receive_media(NO, top, listener.clock.now)
+        listener.core.receive_media(NO, checkpoint_for(tx, [top]), listener.clock.now)
         listener.pump()
         assert [v.ctr for v in listener.take(ev.Voice)] == [2**64 - 1]
         listener.restart()
