@@ -13,8 +13,12 @@ and yields events from ``events_received()``:
 * :class:`Audio` with exactly 20 ms of PCM at the endpoint rate (packets of any ptime are
   decoded, resampled and re-chunked; the tail is zero-padded when the burst ends);
 * :class:`BurstEnd` when no packet came for ``hang_time`` seconds (``get_timer()`` says
-  when), on a packet with the marker bit if ``end_on_marker`` (the gateway marks the *last*
-  packet), or on a packet of ``end_signal_pt`` (e.g. 13, comfort noise, RFC 3389).
+  when) — or, if longer, for the burst's longest packet + ``max_gap_ms`` + its transit
+  spread + ``GAP_MARGIN``: a gap the receiver would fill never ends the burst (ffmpeg's
+  default packetization sends a 256 ms block as a 181.5 and a 74.5 ms packet back to back;
+  losing a block leaves 512 ms between arrivals) — on a packet with the marker
+  bit if ``end_on_marker`` (the gateway marks the *last* packet), or on a packet of
+  ``end_signal_pt`` (e.g. 13, comfort noise, RFC 3389).
 
 Malformed datagrams, RTCP, unknown payload types and stale or duplicate packets are counted
 in ``stats`` and dropped: ``receive_datagram`` never raises. A timestamp gap of up to
@@ -54,6 +58,7 @@ __all__ = ["Audio", "BurstEnd", "BurstStart", "ReceiverStats", "RtpEvent", "RtpR
 EndReason = Literal["hang_time", "marker", "end_signal", "handoff"]
 HANDOFF_MARGIN = 0.04  # seconds of silence, beyond a packet's duration, before a take-over
 TRANSIT_RESET = 0.2  # seconds: a change of transit time this large is no jitter
+GAP_MARGIN = 0.04  # seconds of arrival jitter a fillable gap may add before the hang ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,7 @@ class RtpReceiver:
         self._ssrc: int | None = None
         self._last_packet = 0.0
         self._last_duration = 0.0  # seconds of audio in the last packet
+        self._longest = 0.0  # seconds of audio in this burst's longest packet
         self._next_seq = 0
         self._next_ts = 0
         self._depay: _Depayloader | None = None
@@ -171,6 +177,7 @@ class RtpReceiver:
         self._transit: tuple[float, float] | None = None  # min, max of arrival − stream time
         self._spread = 0.0  # this burst's largest transit spread
         self.last_jitter = 0.0  # the last burst's: how much later than others a packet came
+        self.filled_s = 0.0  # seconds of lost stream filled, in all (``stats.concealed``)
         if any(p.name == "opus" for p in config.payloads):
             OpusDecoder(config.rate)  # fail now (OpusUnavailableError), not on a packet
 
@@ -221,6 +228,7 @@ class RtpReceiver:
         self._next_ts = packet.timestamp
         self._pending = b""
         self._stream_s, self._transit, self._spread = 0.0, None, 0.0
+        self._longest = 0.0
         self.stats.bursts += 1
         self._events.append(BurstStart(packet.ssrc))
 
@@ -233,6 +241,7 @@ class RtpReceiver:
             if 0 < gap <= self.config.max_gap_ms * clock // 1000:
                 self._pending += self._depay.fill(gap, packet.payload)
                 self.stats.concealed += gap
+                self.filled_s += gap / clock
                 self._stream_s += gap / clock
             elif gap:
                 self.stats.jumps += 1
@@ -245,6 +254,7 @@ class RtpReceiver:
             self._next_seq = (packet.sequence_number + 1) & 0xFFFF
         self._next_ts = (packet.timestamp + ticks) & 0xFFFFFFFF
         self._last_duration = ticks / clock
+        self._longest = max(self._longest, self._last_duration)
         self._stream_s += ticks / clock
         self._track_transit(now - self._stream_s)
         self._pending += pcm
@@ -284,7 +294,12 @@ class RtpReceiver:
         return self._hang_deadline()
 
     def _hang_deadline(self) -> float | None:
-        return self._last_packet + self.config.hang_time if self._ssrc is not None else None
+        if self._ssrc is None:
+            return None
+        # when the packet after a gap the receiver fills comes at the latest (module docstring)
+        longest = max(self._longest, self._last_duration)
+        fillable = longest + self.config.max_gap_ms / 1000 + self._spread + GAP_MARGIN
+        return self._last_packet + max(self.config.hang_time, fillable)
 
     def handle_timer(self, now: float) -> None:
         timer = self._hang_deadline()

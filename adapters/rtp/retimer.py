@@ -9,12 +9,14 @@ holds the frames of one burst and releases them one per 20 ms from ``handle_time
   its first frame and ``delay`` = the *packetization lag* (:func:`packetization_lag`: how much
   later than that schedule a perfectly paced stream of the first packet's duration can bring
   a frame — 0 for any multiple of 20 ms, 16 ms for 128 ms packets) + the *jitter margin*;
-  for packets so long that the concealment below could not bridge the loss of one (longer
-  than ``max_conceal`` + 20 ms), the first packet's duration − 20 ms instead of the
-  packetization lag, so that the packet after a lost one (which makes the receiver fill the
-  gap, with PLC) comes at about the time the lost packet's first frame is due;
-* the jitter margin is adaptive: it starts at ``base_delay`` (4 ms: a smooth sender's frames
-  wait no longer than that), and each burst starts with that plus the arrival jitter the last
+  for packets longer than ``max_conceal`` + 20 ms, the first packet's duration − 20 ms
+  instead of the packetization lag, so that the packet after a lost one (which makes the
+  receiver fill the gap, with PLC) comes at about the time the lost packet's first frame is
+  due (and a sender whose packets are not all alike, ffmpeg's 182.5 + 73.5 ms pairs, is not
+  late for the lag its first packet implies);
+* the jitter margin is adaptive: it starts at ``base_delay`` (10 ms: at 4 ms, scheduling
+  delays of a few ms on a loaded host made an ffmpeg sender's frames late and cost L16
+  passthrough its sample alignment), and each burst starts with that plus the jitter the last
   one showed (:attr:`RtpReceiver.last_jitter`: the spread of its packets' arrival times less
   their RTP timestamps, so packetization does not count), or half the margin before,
   whichever is more (so it relaxes when the jitter goes), bounded by ``max_jitter``;
@@ -23,12 +25,21 @@ holds the frames of one burst and releases them one per 20 ms from ``handle_time
   packet, it is dropped: a loss is filled, never compressed in time. If it is the real frame,
   only late (jitter beyond the margin), it is kept and the delay grows by a frame (a
   *stretch*, at most ``max_stretch`` per burst; beyond that late frames are dropped too), so
-  jitter costs one concealed frame, not a lost one, and the next burst's margin covers it;
-* after ``max_conceal`` of concealment in a row (60 ms: it has faded out by then) the
-  retimer goes quiet: the talker paused or stopped, and the end of a transmission carries at
-  most 60 ms of fading concealment. When frames come again, those standing for the slots
-  that went by in the quiet (the receiver's fill of the pause) are dropped too, and the
-  clock restarts at the next one, so a pause is as long as it was;
+  jitter costs one concealed frame, not a lost one, and the next burst's margin covers it.
+  A stretch is paid back by the next loss the receiver fills: one frame of that fill is
+  dropped (the real frame that came with it takes its slot, so the output stays evenly
+  spaced), so one late frame is no permanent 20 ms shift;
+* the clock keeps running through a gap the receiver would fill — the loss of up to two of
+  the burst's longest packets (``max_run``: at least ``max_conceal``, 60 ms, at most
+  ``max_gap``, the receiver's ``max_gap_ms``): fading concealment, then silence, one frame
+  per 20 ms, so the far side's frame counter stays in step with time (a lost 256 ms block
+  of ffmpeg's default packetization is bridged in time). A real frame that comes after the
+  concealment faded out (a sender whose timestamps stood still through a pause) is the
+  talker resuming and plays in the next slot. After ``max_run`` the retimer goes quiet: the
+  talker stopped (a hang-time end therefore carries ``max_run`` of concealment and
+  silence: 60 ms for 20 ms packets, 300 ms for ffmpeg's default), or paused. When frames come
+  again, those standing for slots that went by in the quiet (the receiver's fill) are
+  dropped, and the clock restarts at the next one, so a pause is as long as it was;
 * a timestamp jump (the receiver filled nothing) forgets what is owed and re-anchors.
 
 Why not wait for a late frame instead of concealing it? At its due time a late frame and a
@@ -54,7 +65,7 @@ from adapters.rtp.receiver import Audio, BurstEnd, BurstStart, RtpEvent, RtpRece
 __all__ = ["RetimedReceiver", "Retimer", "RetimerStats", "packetization_lag"]
 
 FRAME = 0.020
-BASE_DELAY = 0.004  # the jitter margin a burst starts with when nothing was learned
+BASE_DELAY = 0.010  # the jitter margin a burst starts with when nothing was learned
 MAX_JITTER = 0.1
 
 
@@ -83,6 +94,7 @@ class RetimerStats:
     dropped_owed: int = 0  # frames that came for a slot already concealed
     restarts: int = 0  # the clock stopped and restarted within a burst
     stretched: int = 0  # late real frames kept by adding a frame of delay
+    unstretched: int = 0  # fill frames dropped to take a stretch back
 
 
 class Retimer:
@@ -96,8 +108,10 @@ class Retimer:
         max_conceal: float = 0.06,
         max_stretch: float = 0.1,
         max_jitter: float = MAX_JITTER,
+        max_gap: float = 0.3,
     ) -> None:
         self.rate = rate
+        self.max_gap = max(max_gap, max_conceal)
         self.max_stretch = max_stretch
         self.base_delay = base_delay
         self.max_conceal = max_conceal
@@ -116,6 +130,7 @@ class Retimer:
         self._delay = base_delay
         self._stretch = 0.0
         self.ending = False  # the burst ended: play out what is queued, conceal nothing more
+        self.max_run = max_conceal  # how long the clock runs through a gap (``packets``)
 
     @property
     def delay(self) -> float:
@@ -138,7 +153,13 @@ class Retimer:
         if first_packet_s - FRAME > self.max_conceal + 1e-9:  # cover the loss of a packet
             self.packetization = max(self.packetization, first_packet_s - FRAME)
         self._delay = self.packetization + self.jitter
+        self.packets(first_packet_s)
         self._stretch = 0.0
+
+    def packets(self, longest_s: float) -> None:
+        """The burst's longest packet so far lasts ``longest_s``: the clock runs through a
+        gap of up to two such packets (within ``max_conceal`` .. ``max_gap``)."""
+        self.max_run = min(max(2 * longest_s, self.max_conceal), self.max_gap)
 
     def resync(self) -> None:
         """The stream jumped: nothing is owed, the clock restarts at the next frame."""
@@ -147,8 +168,9 @@ class Retimer:
         if not self._queue:
             self._anchor = None
 
-    def push(self, pcm: bytes, now: float, *, filled: bool = False) -> None:
-        """A frame of the burst, in stream order; ``filled``: the receiver's fill of a loss."""
+    def push(self, pcm: bytes, now: float, *, filled: bool = False, fill: bool = False) -> None:
+        """A frame of the burst, in stream order; ``filled``: it came with the receiver's fill
+        of a loss; ``fill``: it is (mostly) that fill, not real audio."""
         self.stats.frames_in += 1
         if self._quiet_since is not None:
             if filled:  # the receiver filled the quiet: the slots that went by are owed
@@ -156,7 +178,9 @@ class Retimer:
             else:  # the talker resumed and nothing was lost
                 self._owed = 0
             self._quiet_since = None
-        if self._owed:
+        if self._owed and not filled and self._run * FRAME >= self.max_conceal - 1e-9:
+            self._owed = 0  # the talker resumed after a pause its timestamps did not count
+        elif self._owed:
             self._owed -= 1
             late_real = not filled and self._anchor is not None
             if late_real and self._stretch + FRAME <= self.max_stretch + 1e-9:
@@ -165,6 +189,10 @@ class Retimer:
             else:
                 self.stats.dropped_owed += 1
                 return
+        elif fill and self._stretch > 1e-9:
+            self._stretch -= FRAME  # pay a stretch back with a frame of the receiver's fill:
+            self.stats.unstretched += 1  # what came with it takes its slot, evenly spaced
+            return
         if self._anchor is None:
             self._anchor, self._next, self._run = now + self._delay, 0, 0
         self._queue.append(pcm)
@@ -185,12 +213,12 @@ class Retimer:
             if self._queue:
                 out.append(self._plc.audio(self._queue.popleft()))
                 self._run = 0
-            elif not self.ending and (self._run + 1) * FRAME <= self.max_conceal + 1e-9:
-                out.append(self._plc.conceal(self._samples))
+            elif not self.ending and (self._run + 1) * FRAME <= self.max_run + 1e-9:
+                out.append(self._plc.conceal(self._samples))  # fades to silence in 60 ms
                 self._owed += 1
                 self._run += 1
                 self.stats.concealed += 1
-            else:  # a pause, or the end: quiet until the next frame
+            else:  # a gap longer than can be filled, or the end: quiet until the next frame
                 self._quiet_since = self._anchor + self._next * FRAME
                 self._anchor = None
                 self.stats.restarts += 1
@@ -220,16 +248,22 @@ class RetimedReceiver(RtpReceiver):
         max_conceal: float = 0.06,
     ) -> None:
         super().__init__(config)
-        self.retimer = Retimer(config.rate, base_delay=base_delay, max_conceal=max_conceal)
+        self.retimer = Retimer(
+            config.rate,
+            base_delay=base_delay,
+            max_conceal=max_conceal,
+            max_gap=config.max_gap_ms / 1000,
+        )
         self._out: list[RtpEvent] = []
         self._held_end: BurstEnd | None = None
 
     def receive_datagram(self, data: bytes, addr: object, now: float) -> None:
-        jumps, filled = self.stats.jumps, self.stats.concealed
+        jumps, filled, fill_s = self.stats.jumps, self.stats.concealed, self.filled_s
         super().receive_datagram(data, addr, now)
         if self.stats.jumps != jumps:
             self.retimer.resync()
-        self._route(now, filled=self.stats.concealed != filled)
+        fills = round((self.filled_s - fill_s) / FRAME)
+        self._route(now, filled=self.stats.concealed != filled, fills=fills)
 
     def handle_timer(self, now: float) -> None:
         super().handle_timer(now)
@@ -243,17 +277,20 @@ class RetimedReceiver(RtpReceiver):
         out, self._out = self._out, []
         return out
 
-    def _route(self, now: float, *, filled: bool = False) -> None:
+    def _route(self, now: float, *, filled: bool = False, fills: int = 0) -> None:
         for event in super().events_received():
             if isinstance(event, BurstStart):
                 self._finish_held()
                 self.retimer.start(self._last_duration or FRAME, self.last_jitter)
                 self._out.append(event)
             elif isinstance(event, Audio):
-                self.retimer.push(event.pcm, now, filled=filled)
+                self.retimer.push(event.pcm, now, filled=filled, fill=fills > 0)
+                fills -= 1
             elif isinstance(event, BurstEnd):
                 self._held_end = event
                 self.retimer.ending = True
+        if self._ssrc is not None:
+            self.retimer.packets(self._longest)
         self._out.extend(Audio(f) for f in self.retimer.handle_timer(now))
         if self._held_end is not None and (
             not self.retimer.pending or self._held_end.reason == "hang_time"

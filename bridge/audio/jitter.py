@@ -39,6 +39,13 @@ played, and at most ``max_frames`` frames are held (the oldest is dropped), so n
 nor memory grows without bound. A packet far ahead of the cursor (more than ``max_frames``)
 resynchronises the buffer as a new burst. When the buffer has been empty for longer than
 ``max_delay_ms`` (or ``reset()`` is called) the burst is over and pops return ``None``.
+
+**Resumption.** A frame that arrives behind the cursor while the buffer is empty, after
+``RESUME_AFTER`` or more concealed pops, is no late straggler: the sender paused (its
+counter stood still while time ran on) and resumed. Instead of being dropped as late, it
+restarts the buffer (:meth:`restart`) at the delay the last frame played with
+(``playout_delay_ms``, or the target if more), so what follows plays from its first frame
+and no earlier than the audio before it did.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = ["JitterBuffer", "JitterStats", "PlayoutItem"]
+
+RESUME_AFTER = 2  # concealed pops after which a frame behind the cursor is a resumption
 
 PlayoutKind = Literal["frame", "fec", "conceal"]
 
@@ -125,6 +134,8 @@ class JitterBuffer:
         self._last_arrival = 0.0
         self._last_transit: float | None = None
         self._since_shrink = 0
+        self._misses = 0  # concealed pops since the last frame (or FEC) played
+        self.playout_delay_ms = 0.0  # how far behind the fastest schedule the last frame played
 
     # --- input ---------------------------------------------------------------------------
 
@@ -136,6 +147,9 @@ class JitterBuffer:
         ext = self._extend(seq)
         if self._cursor is not None and ext >= self._cursor + self.max_frames:
             self._end_burst()  # the sender jumped far ahead: start over from this packet
+            self._highest = ext
+        elif self._resumes(ext):  # behind the cursor after a run of concealments
+            self.restart(self.playout_delay_ms)
             self._highest = ext
         if (self._cursor is not None and ext < self._cursor) or ext in self._frames:
             if ext in self._frames or ext in self._played:
@@ -155,6 +169,15 @@ class JitterBuffer:
             if self._cursor is not None and self._cursor <= oldest:
                 self._cursor = oldest + 1
         self.stats.depth = len(self._frames)
+
+    def _resumes(self, ext: int) -> bool:
+        return (
+            self._cursor is not None
+            and ext < self._cursor
+            and not self._frames
+            and self._misses >= RESUME_AFTER
+            and ext not in self._played
+        )
 
     def _extend(self, seq: int) -> int:
         if self._highest is None:
@@ -211,7 +234,14 @@ class JitterBuffer:
             self.stats.skipped += 1
             self._since_shrink = 0
         self._drop_stale(now)
-        item = self._take(self._cursor, ideal)
+        cursor = self._cursor
+        item = self._take(cursor, ideal)
+        if item.kind == "conceal":
+            self._misses += 1
+        else:
+            self._misses = 0
+            base = min(self._window) if self._window else now * 1000.0
+            self.playout_delay_ms = now * 1000.0 - base - cursor * self.frame_ms
         self.stats.depth = len(self._frames)
         return item
 
@@ -267,8 +297,16 @@ class JitterBuffer:
         self._cursor = None
         self._highest = None
         self._last_transit = None
+        self._misses = 0
         self.stats.depth = 0
 
     def reset(self) -> None:
         """Start a new talk burst: forget buffered frames and timing, keep the learned target."""
         self._end_burst()
+
+    def restart(self, delay_ms: float) -> None:
+        """Start over after a pause, at ``delay_ms`` or the target, whichever is more (within
+        the bounds): the audio after a pause never plays earlier than the audio before it."""
+        self._end_burst()
+        delay = max(delay_ms, self.target_delay_ms)
+        self.target_delay_ms = min(max(delay, self.min_delay_ms), self.max_delay_ms)

@@ -8,9 +8,12 @@ its buffer runs dry after it released the floor (or sealed its burst): ``"releas
 when nothing came for ``pause_hold`` seconds while it held the floor: ``"timeout"``. A pause
 in a talker's frames shorter than that (a radio-side talker pausing inside one
 transmission) keeps its burst: once nothing has come for ``PAUSE_AFTER`` (and twice the
-jitter target) the talker's jitter buffer restarts, so nothing is concealed meanwhile and
-the frames after the pause play from their first; no new ``TalkerStarted`` follows — the
-far side hears one burst, not two. Frames of simultaneous
+jitter target; a late or duplicate frame is not "something") the talker's jitter buffer
+restarts, at the delay its frames played with (never earlier, not at the target that may
+have decayed meanwhile), so nothing is concealed meanwhile and the frames after the pause
+play from their first; no new ``TalkerStarted`` follows — the far side hears one burst,
+not two. (A sender that resumes sooner, after a few concealed periods, restarts the buffer
+too: :class:`~bridge.audio.jitter.JitterBuffer`, *Resumption*.) Frames of simultaneous
 talkers (a preemption overlap) are summed with saturation. The asyncio driver that calls
 ``tick`` is :class:`~bridge.audio.playout.PlayoutTicker`; the gateway (``bridge.gateway``)
 turns endpoint events into these calls, so the audio path knows nothing of the endpoint.

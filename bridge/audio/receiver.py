@@ -103,8 +103,10 @@ class TalkReceiver:
             self.jitter.reset()
             self._last_ctr = ctr
         self._last_ctr = ctr if self._last_ctr is None else max(ctr, self._last_ctr)
-        self.last_push = now
+        dropped = self.jitter.stats.late + self.jitter.stats.duplicate
         self.jitter.push(ctr & 0xFFFFFFFF, payload, now)
+        if self.jitter.stats.late + self.jitter.stats.duplicate == dropped:
+            self.last_push = now  # a late or duplicate frame is no sign of a live talker
         self._stats.received += 1
         late = self.jitter.stats.late
         self._stats.late += late - self._late_seen
@@ -134,8 +136,9 @@ class TalkReceiver:
 
     def pause(self) -> None:
         """The talker paused (nothing came for longer than jitter explains): restart the
-        buffer and the concealment, so the frames after the pause play as they are."""
-        self.jitter.reset()
+        buffer and the concealment, so the frames after the pause play as they are — at the
+        delay the frames before it played with (never earlier), not the decayed target."""
+        self.jitter.restart(self.jitter.playout_delay_ms)
         self._concealing = 0
         if self._plc is not None:
             self._plc.reset()

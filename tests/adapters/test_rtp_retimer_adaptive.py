@@ -11,11 +11,21 @@ from adapters.rtp.packet import RtpPacket
 from adapters.rtp.receiver import Audio, BurstStart, RtpEvent
 from adapters.rtp.retimer import RetimedReceiver
 from adapters.rtp.stream import PayloadFormat, RtpReceiverConfig
+from tests.adapters.rtp_clock import drive as drive_clock
 
 L16 = PayloadFormat.of("l16", 97, 16000)
 ADDR = ("127.0.0.1", 5004)
 TAIL = 3  # frames of fading concealment after the last packet (60 ms)
+
+
+def tail(ptime_s: float) -> int:
+    """Frames after a hang-time end's last packet: fading concealment, then silence, through
+    the loss of up to two packets (60 ms .. 300 ms; adapters.rtp.retimer)."""
+    return int(min(max(2 * ptime_s, 0.06), 0.3) / 0.02 + 1e-9)
+
+
 Arrivals = list[tuple[float, bytes]]
+LOW = 0.004  # a low starting margin (the default is 10 ms): what adapts from it
 
 
 def noise(seconds: float, seed: int) -> np.ndarray:
@@ -40,22 +50,8 @@ def burst(
 
 
 def run(rx: RetimedReceiver, arrivals: Arrivals) -> list[tuple[float, RtpEvent]]:
-    """Drive ``rx`` on a fake clock as its driver would; [(time, event)]."""
-    out: list[tuple[float, RtpEvent]] = []
-    i = 0
-    while True:
-        timer = rx.get_timer()
-        nxt = arrivals[i][0] if i < len(arrivals) else None
-        cands = [t for t in (timer, nxt) if t is not None]
-        if not cands:
-            return out
-        now = min(cands)
-        if nxt is not None and now == nxt:
-            rx.receive_datagram(arrivals[i][1], ADDR, now)
-            i += 1
-        else:
-            rx.handle_timer(now)
-        out.extend((now, e) for e in rx.events_received())
+    """Packets and timers in time order, as the driver does; [(time, event)]."""
+    return drive_clock(rx, arrivals)
 
 
 def frames_out(events: list[tuple[float, RtpEvent]]) -> list[tuple[float, bytes]]:
@@ -82,7 +78,7 @@ def holds(
 
 def test_a_smooth_20ms_sender_is_held_at_most_5ms() -> None:
     # HEAD held every frame 20 ms (a fixed jitter margin): 20 ms of bridge delay, always.
-    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000))
+    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000), base_delay=LOW)
     sig = noise(1.0, 1)
     arrivals = burst(sig, 1.0, 0.02)
     events = run(rx, arrivals)
@@ -96,15 +92,15 @@ def test_a_smooth_20ms_sender_is_held_at_most_5ms() -> None:
 def test_60ms_packets_wait_for_nothing_but_their_own_frames() -> None:
     # HEAD added the packet's duration - 20 ms (40 ms) to the margin: a perfectly paced 60 ms
     # stream brings every frame in time without it.
-    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000))
+    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000), base_delay=LOW)
     sig = noise(1.2, 2)
     arrivals = burst(sig, 1.0, 0.06)
     events = run(rx, arrivals)
     first = frames_out(events)[0][0]
     assert first - arrivals[0][0] <= 0.005  # key-up to first frame out
     times = [t for t, _ in frames_out(events)]
-    assert len(times) == 60 + TAIL and np.allclose(np.diff(times), 0.020, atol=1e-6)
-    assert rx.retimer.stats.concealed == TAIL and rx.retimer.stats.stretched == 0
+    assert len(times) == 60 + tail(0.06) and np.allclose(np.diff(times), 0.020, atol=1e-6)
+    assert rx.retimer.stats.concealed == tail(0.06) and rx.retimer.stats.stretched == 0
 
 
 @pytest.mark.parametrize(
@@ -121,8 +117,8 @@ def test_128ms_packets_need_their_packetization_lag_only_and_stay_even() -> None
     sig = noise(1.28, 3)
     events = run(rx, burst(sig, 1.0, 0.128))
     times = [t for t, _ in frames_out(events)]
-    assert len(times) == 64 + TAIL and np.allclose(np.diff(times), 0.020, atol=1e-6)
-    assert rx.retimer.stats.concealed == TAIL
+    assert len(times) == 64 + tail(0.128) and np.allclose(np.diff(times), 0.020, atol=1e-6)
+    assert rx.retimer.stats.concealed == tail(0.128)
     assert rx.last_jitter == pytest.approx(0.0, abs=1e-6)  # clumps are not jitter
 
 
@@ -132,7 +128,7 @@ JITTER = {i: 0.030 for i in range(3, 50, 7)}  # every 7th packet 30 ms late
 def test_jitter_grows_the_margin_and_the_next_bursts_conceal_nothing() -> None:
     # HEAD started every burst at its fixed 20 ms and stretched (one concealed frame, 20 ms
     # more delay) in each of them; the margin now keeps what the last burst needed.
-    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000, hang_time=0.3))
+    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000, hang_time=0.3), base_delay=LOW)
     concealed, stretched, margins = [], [], []
     for b in range(3):
         sig = noise(1.0, 10 + b)
@@ -152,7 +148,7 @@ def test_jitter_grows_the_margin_and_the_next_bursts_conceal_nothing() -> None:
 
 
 def test_the_margin_relaxes_when_the_jitter_goes_and_stays_bounded() -> None:
-    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000, hang_time=0.3))
+    rx = RetimedReceiver(RtpReceiverConfig((L16,), rate=16000, hang_time=0.3), base_delay=LOW)
     late = {i: 0.5 for i in range(5, 50, 5)}  # stalls far beyond any sensible margin
     run(rx, burst(noise(1.0, 20), 10.0, 0.02, late))
     run(rx, burst(noise(1.0, 21), 20.0, 0.02, seq0=100))

@@ -88,7 +88,7 @@ def test_marker_is_ignored_by_default_and_end_signal_pt_ends() -> None:
 
 
 def test_wrong_ssrc_flood_is_counted_and_dropped() -> None:
-    rx = RtpReceiver(RtpReceiverConfig((PCMU,), hang_time=0.3))
+    rx = RtpReceiver(RtpReceiverConfig((PCMU,), hang_time=0.3, max_gap_ms=120))
     rx.receive_datagram(ulaw_packet(0, ssrc=1), ADDR, 0.0)
     for i in range(1000):  # within the first packet's 20 ms + the hand-off margin
         rx.receive_datagram(ulaw_packet(i, ssrc=2), ADDR, 0.00006 * i)

@@ -11,9 +11,18 @@ from adapters.rtp.packet import RtpPacket
 from adapters.rtp.receiver import Audio, BurstEnd, BurstStart, RtpEvent
 from adapters.rtp.retimer import RetimedReceiver
 from adapters.rtp.stream import PayloadFormat, RtpReceiverConfig
+from tests.adapters.rtp_clock import drive as drive_clock
 
 L16 = PayloadFormat.of("l16", 97, 16000)
 TAIL = 3  # frames of fading concealment after the last packet (60 ms)
+
+
+def tail(ptime_s: float) -> int:
+    """Frames after a hang-time end's last packet: fading concealment, then silence, through
+    the loss of up to two packets (60 ms .. 300 ms; adapters.rtp.retimer)."""
+    return int(min(max(2 * ptime_s, 0.06), 0.3) / 0.02 + 1e-9)
+
+
 PCMU = PayloadFormat.of("pcmu")
 ADDR = ("127.0.0.1", 5004)
 
@@ -38,24 +47,7 @@ def run(
     rx: RetimedReceiver, arrivals: list[tuple[float, bytes]], until: float
 ) -> list[tuple[float, RtpEvent]]:
     """Drive ``rx`` on a fake clock; returns [(time, event)] as a driver would see them."""
-    out: list[tuple[float, RtpEvent]] = []
-    arrivals = sorted(arrivals, key=lambda a: a[0])
-    i = 0
-    now = 0.0
-    while now <= until:
-        timer = rx.get_timer()
-        nxt = arrivals[i][0] if i < len(arrivals) else None
-        cands = [t for t in (timer, nxt) if t is not None]
-        if not cands:
-            break
-        now = min(cands)
-        if nxt is not None and now == nxt:
-            rx.receive_datagram(arrivals[i][1], ADDR, now)
-            i += 1
-        else:
-            rx.handle_timer(now)
-        out.extend((now, e) for e in rx.events_received())
-    return out
+    return drive_clock(rx, sorted(arrivals, key=lambda a: a[0]), until)
 
 
 def audio_times(events: list[tuple[float, RtpEvent]]) -> list[float]:
@@ -68,10 +60,10 @@ def test_128ms_packets_come_out_as_evenly_spaced_20ms_frames() -> None:
     arrivals = [(1.0 + 0.128 * i, p) for i, p in enumerate(packets(sig, 128))]
     events = run(rx, arrivals, 5.0)
     times = audio_times(events)
-    assert len(times) == 64 + TAIL  # 1.28 s in 20 ms frames, then the faded tail
+    assert len(times) == 64 + tail(0.128)  # 1.28 s in 20 ms frames, then the faded tail
     steps = np.diff(times)
     assert np.allclose(steps, 0.020, atol=1e-6), sorted(set(np.round(steps, 4)))
-    assert rx.retimer.stats.concealed == TAIL
+    assert rx.retimer.stats.concealed == tail(0.128)
     pcm = b"".join(e.pcm for _t, e in events if isinstance(e, Audio))
     assert pcm[: 64 * 640] == sig.astype("<i2").tobytes()  # L16 at the endpoint rate: exact
     assert isinstance(events[0][1], BurstStart) and isinstance(events[-1][1], BurstEnd)
@@ -98,10 +90,10 @@ def test_lost_120ms_packet_is_filled_not_compressed() -> None:
     arrivals = [(1.0 + 0.12 * i, p) for i, p in enumerate(pk) if i != 4]  # lose the 5th
     events = run(rx, arrivals, 5.0)
     times = audio_times(events)
-    assert len(times) == 60 + TAIL  # the lost 120 ms is there, concealed
+    assert len(times) == 60 + tail(0.12)  # the lost 120 ms is there, concealed
     assert np.allclose(np.diff(times), 0.020, atol=1e-6)  # and in its time
     assert rx.stats.concealed == 1920  # the receiver filled the 120 ms (PLC)...
-    assert rx.retimer.stats.concealed - TAIL <= 1  # ...in time but for at most one frame
+    assert rx.retimer.stats.concealed - tail(0.12) <= 1  # ...in time but for at most one frame
     pcm = np.frombuffer(b"".join(e.pcm for _t, e in events if isinstance(e, Audio)), "<i2")
     n = 320
     # what follows the gap is the stream's own audio, at its own place
@@ -117,7 +109,7 @@ def test_sequence_wrap_and_timestamp_jump() -> None:
     arrivals = [(1.0 + 0.04 * i, p) for i, p in enumerate(first + second)]
     events = run(rx, arrivals, 5.0)
     times = audio_times(events)
-    assert len(times) == 40 + TAIL and np.allclose(np.diff(times), 0.020, atol=1e-6)
+    assert len(times) == 40 + tail(0.04) and np.allclose(np.diff(times), 0.020, atol=1e-6)
     assert rx.stats.jumps == 1 and rx.stats.lost == 0
     assert [type(e) for _t, e in events].count(BurstStart) == 1
 
