@@ -14,9 +14,10 @@ one KID that do not chain (same ``seq`` or next ``seq`` without the previous one
 two devices sign for one KID — a cloned device or a forked key — and are reported (``forked``).
 
 The replay window must not be moved by a frame nobody vouched for: one forged frame with a
-high counter would otherwise make the real talker's next frames look like replays.
-:meth:`Attribution.may_advance` allows a window update only for a verified frame, or one within
-:data:`MAX_JUMP` counters of the highest counter a checkpoint of that KID covered.
+high counter (or at the talker's next counter) would otherwise make the real talker's frames
+look like replays. So the caller moves a window only for frames this book verified
+(:meth:`Attribution.is_verified`, or the ``verified`` findings); until then
+:meth:`Attribution.is_pending` deduplicates a frame by its hash.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from enum import Enum
 from .checkpoint import Checkpoint, frame_hash
 
 BOUND = 1.0  # s: a frame no checkpoint covers within this raises a forgery alarm
-MAX_JUMP = 4096  # counters past the last covered one an unattributed frame may move the window
 MAX_PENDING = 1024  # unattributed frames kept per KID (the oldest are judged first)
 KEEP = 32  # recent checkpoints kept per KID, for frames that arrive after theirs (~6 s)
 
@@ -166,10 +166,3 @@ class Attribution:
 
     def _due(self, t: float, now: float) -> bool:
         return now - t >= self.bound or now < t  # (a clock stepped back: judge at once)
-
-    def may_advance(self, kid: int, ctr: int, verified: bool) -> bool:
-        """May this frame move ``kid``'s replay window? (See the module docstring.)"""
-        if verified:
-            return True
-        st = self._streams.get(kid)
-        return st is not None and st.high >= 0 and ctr <= st.high + MAX_JUMP

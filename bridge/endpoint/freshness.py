@@ -51,6 +51,10 @@ class _Held:
     next_confirm: float = 0.0
     alarmed: set[str] = field(default_factory=set)  # alarms raised for this epoch
 
+    def heard(self) -> float:
+        """When the "silent" clock last started: another member's confirmation, or holding."""
+        return self.since if self.last_heard is None else max(self.last_heard, self.since)
+
 
 class Freshness:
     def __init__(self, device: str, max_age: float = MAX_EPOCH_AGE) -> None:
@@ -108,8 +112,7 @@ class Freshness:
         for ch, h in self._held.items():
             if wall - h.issued_at > self.max_age:
                 out += self._raise(h, "stale", ch, f"epoch {h.epoch} is older than allowed")
-            heard = h.since if h.last_heard is None else max(h.last_heard, h.since)
-            if h.others and wall - heard >= CONFIRM_BOUND:
+            if h.others and wall - h.heard() >= CONFIRM_BOUND:
                 out += self._raise(h, "silent", ch, "no member confirmed anything")
         return out
 
@@ -119,8 +122,7 @@ class Freshness:
             times.append(h.next_confirm)
             times.append(h.issued_at + self.max_age)
             if h.others:
-                heard = h.since if h.last_heard is None else max(h.last_heard, h.since)
-                times.append(heard + CONFIRM_BOUND)
+                times.append(h.heard() + CONFIRM_BOUND)
         return min(times, default=None)
 
     @staticmethod

@@ -84,10 +84,6 @@ class VoicePath:
         self._stats["voice_received"] += 1
         att = self.attribution
         try:
-            kid, ctr, _ = decode_header(frame)
-            if att.pending(kid, ctr, frame):  # heard already, still unattributed: a replay
-                self._stats["voice_replayed"] += 1
-                return
             r = member.unprotect(frame, now, gate=att.gate)
         except (DecryptError, ValueError):
             self._stats["voice_undecryptable"] += 1
@@ -104,6 +100,9 @@ class VoicePath:
         if r.context != CONTEXT_VOICE:
             if is_checkpoint(r):  # in band with the voice (bridge.endpoint.attribute)
                 att.checkpoint(ch, member, r, now)
+            return
+        if att.pending(r.kid, r.ctr, frame):  # heard already, still unattributed: a replay
+            self._stats["voice_replayed"] += 1
             return
         if not att.frame(ch, member, r, frame, now):
             return  # forged under another member's KID: alarmed, not played
