@@ -14,8 +14,11 @@ debs=(libopus0)
 # Debian's python3 needs python3-venv for "python3 -m venv" (ensurepip).
 "$py" -c 'import ensurepip' 2>/dev/null || debs+=(python3-venv)
 # The tests speak real sentences (espeak-ng) and resample them (sox); strace counts fsyncs;
-# ffmpeg is a radio-side RTP peer nobody here wrote; iproute2 + nftables make lossy links.
-[ $want_test = 1 ] && debs+=(espeak-ng sox strace ffmpeg iproute2 nftables)
+# ffmpeg is a radio-side RTP peer nobody here wrote; iproute2 + nftables make lossy links;
+# the adapters' real peers: mumble-server, prosody (XMPP), sip-tester (sipp) and baresip (SIP);
+# chromium for the console's browser tests.
+[ $want_test = 1 ] && debs+=(espeak-ng sox strace ffmpeg iproute2 nftables
+                             mumble-server prosody sip-tester baresip chromium)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

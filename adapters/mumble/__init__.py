@@ -1,0 +1,1 @@
+"""The Mumble adapter: a Mumble channel as a Crossband talkgroup (voice and channel chat)."""

@@ -1,0 +1,1 @@
+"""The XMPP adapter: multi-user chat rooms (XEP-0045) as Crossband channels' text."""
