@@ -6,7 +6,8 @@ relay's own proof), keeps a UDP socket registered with the session token (fresh 
 the times :class:`~bridge.endpoint.udp_binding.UdpBinding` says, every 5 s by default),
 reconnects with exponential backoff whenever the link drops (0.2 s doubling to 1 s while the
 relay cannot be reached, so a vessel is back within about a second of its link returning; to
-10 s while the relay answers but refuses; with jitter), and hands what arrives to its
+10 s while the relay answers but refuses; with jitter; back to 0.2 s only after a session that
+lasted ``STABLE_SESSION``), and hands what arrives to its
 :class:`LinkHandler` (the :class:`~bridge.endpoint.endpoint.Endpoint`).
 
 The relay is not trusted. The challenge and the welcome are read like every relay message
@@ -48,6 +49,9 @@ log = logging.getLogger("crossband.endpoint")
 RELAY_NOT_AUTHENTIC = Code.RELAY_NOT_AUTHENTIC
 RECONNECT_MAX = 1.0  # s between attempts, at most, while the relay cannot be reached
 RECONNECT_MAX_REFUSED = 10.0  # s, at most, while the relay answers but refuses us
+# A session must last this long for the next reconnect to start again from 0.2 s: a relay that
+# welcomes and drops us at once (overloaded, or hostile) must not get a reconnect every 0.2 s.
+STABLE_SESSION = 5.0  # s
 
 
 # Failures of one connection attempt that are logged in one line, not with a traceback.
@@ -176,11 +180,14 @@ class RelayLink:
 
     async def _run(self) -> None:
         delay = 0.2
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             cap = RECONNECT_MAX
+            began = loop.time()
             try:
                 await self._session()
-                delay = 0.2
+                if loop.time() - began >= STABLE_SESSION:
+                    delay = 0.2
             except Exception as exc:  # whatever happened, the endpoint must come back
                 if isinstance(exc, RelayError):
                     cap = RECONNECT_MAX_REFUSED  # the relay is there and said no: go slower

@@ -220,3 +220,31 @@ async def test_a_malformed_authentication_fails_quietly_and_the_link_retries(
         assert any("code=malformed" in r.getMessage() for r in caplog.records)
     finally:
         await link.stop()
+
+
+async def test_a_relay_that_drops_every_session_at_once_meets_a_growing_backoff(
+    relay: FakeRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: a session that ended without an exception (welcomed, then closed) reset the
+    backoff to 0.2 s, so a relay dropping every session got a reconnect every 0.2 s (67 in
+    30 s). Now only a session that lasted ``STABLE_SESSION`` resets it: with the jitter fixed
+    at its midpoint, connections 1 → 5 are 0.2 + 0.4 + 0.8 + 1.0 = 2.4 s apart (were 0.8 s)."""
+    monkeypatch.setattr("bridge.endpoint.link.random.random", lambda: 0.5)
+    loop = asyncio.get_running_loop()
+    seen: list[float] = []
+
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        seen.append(loop.time())
+        await authenticated(ws, welcome())
+        await ws.close()
+
+    relay.script = script
+    d, rec = device(), Recorder()
+    link = RelayLink(d.cred, d.keys.sign, relay.url, rec, transport="ws")
+    try:
+        await link.start()
+        await until(lambda: relay.connections >= 5, 15, "four reconnects")
+        assert len(rec.welcomes) >= 4  # each session was a real one
+        assert seen[4] - seen[0] >= 2.0, f"reconnects {[round(t - seen[0], 2) for t in seen]}"
+    finally:
+        await link.stop()
