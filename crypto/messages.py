@@ -37,7 +37,7 @@ from .keys import SigningKey
 
 MESSAGE_DOMAIN = "crossband/v1/message"
 SEAL_DOMAIN = "crossband/v1/burst-seal"
-MESSAGE_KINDS = ("text", "data")
+MESSAGE_KINDS = ("text", "data", "emergency")  # emergency: bridge.endpoint.emergency
 MAX_BODY = 64 * 1024
 MAX_SIGNED = 2 * MAX_BODY  # a signed payload: base64 of the body plus a few short fields
 MAX_ID = 128

@@ -40,6 +40,9 @@ from typing import Any
 
 from bridge.endpoint import events as ev
 from bridge.endpoint.commits import ChannelBook
+from bridge.endpoint.emergency import KIND as EMERGENCY
+from bridge.endpoint.emergency import SignedEmergencies
+from bridge.endpoint.emergency import body as emergency_body
 from bridge.endpoint.floorview import FloorView
 from bridge.endpoint.output import Answer, Output, VerifyJob
 from bridge.endpoint.receive import MALFORMED_CONTENT, MALFORMED_FROM_RELAY, Delivery, RelayInput
@@ -113,6 +116,7 @@ class EndpointCore(RelayInput):
         self.book = ChannelBook(cred, keys, trust, state, dict(revocations or {}), self.out)
         self.voice = VoicePath(self.out, self.stats, udp=transport == "udp")
         self.floorview = FloorView(self.device, self.out)
+        self.emergencies = SignedEmergencies(self.out)
         self.seen = SeenIds(state, seen_ttl)
         self.channel_no: dict[str, int] = {}
         self._by_no: dict[int, str] = {}
@@ -130,7 +134,13 @@ class EndpointCore(RelayInput):
 
     @property
     def emergency(self) -> dict[str, bool]:
+        """Each channel's emergency as the relay claims it (unverified)."""
         return self.floorview.emergency
+
+    @property
+    def signed_emergency(self) -> dict[str, str | None]:
+        """Each channel's emergency as its members signed it: the declarer, None if cleared."""
+        return self.emergencies.declared
 
     @property
     def revocations(self) -> dict[str, RevocationList]:
@@ -262,8 +272,13 @@ class EndpointCore(RelayInput):
 
     # -- API: floor and talk bursts ------------------------------------------------------------
 
-    def request_floor(self, ch: str, priority: str = "normal") -> None:
-        """Ask for the floor; answered ``("floor", ch)`` with granted / queued / denied."""
+    def request_floor(self, ch: str, priority: str = "normal", now: float | None = None) -> None:
+        """Ask for the floor; answered ``("floor", ch)`` with granted / queued / denied.
+        At ``emergency`` priority (``now`` required) the signed declaration goes first."""
+        if priority == "emergency":
+            if now is None:
+                raise LocalProtocolError(Code.MALFORMED, "an emergency request needs now")
+            self.signal_emergency(ch, True, now)
         if ch in self._tails:
             self._release(ch)  # the previous burst's release goes first
         self.out.send("floor-request", ch=ch, priority=priority, rid=f"floor:{ch}")
@@ -275,8 +290,18 @@ class EndpointCore(RelayInput):
             self.out.send("floor-release", ch=ch)
             self.out.answer(("released", ch))
 
-    def clear_emergency(self, ch: str) -> None:
+    def clear_emergency(self, ch: str, now: float) -> None:
+        """Clear the emergency: the signed clear to the members, then the relay's floor."""
+        self.signal_emergency(ch, False, now)
         self.out.send("emergency-clear", ch=ch)
+
+    def signal_emergency(self, ch: str, active: bool, now: float) -> str | None:
+        """Send the signed declare (``active``) or clear (:mod:`bridge.endpoint.emergency`);
+        its id, or None if we may not send here (an observer: the relay refuses it too)."""
+        try:
+            return self.send_text(ch, emergency_body(active), EMERGENCY, now)
+        except NotPermittedError:
+            return None
 
     def start_burst(self, ch: str, burst_id: str | None = None) -> None:
         """The floor is ours: frames sent from now on are hashed for the burst seal."""

@@ -203,7 +203,7 @@ class Endpoint(CoreDriver):
         Later answers (a grant after 'queued') are kept for :meth:`start_burst`."""
         answers: asyncio.Queue[str] = asyncio.Queue()
         self._floor_answers[ch] = answers  # registered before asking: no answer is lost
-        self.core.request_floor(ch, priority)
+        self.core.request_floor(ch, priority, time.time())
         await self._flush()
         return await asyncio.wait_for(answers.get(), timeout)
 
@@ -213,7 +213,8 @@ class Endpoint(CoreDriver):
         await self._flush()
 
     async def clear_emergency(self, ch: str) -> None:
-        self.core.clear_emergency(ch)
+        """Clear the emergency: a signed clear to the members and the relay's floor state."""
+        self.core.clear_emergency(ch, time.time())
         await self._flush()
 
     async def start_burst(self, ch: str, priority: str = "normal", timeout: float = 5.0) -> bool:

@@ -48,9 +48,28 @@ class FloorEvent:
 
 @dataclass(frozen=True)
 class Emergency:
+    """The relay's floor state says the channel's emergency was declared (``active``) by
+    ``by``, or cleared: a *claim* (``source="relay"``, never ``verified``), which a hostile
+    relay can fake or hide. What a member signed is :class:`EmergencySigned`."""
+
     channel: str
     active: bool
     by: str | None
+    source: str = "relay"  # always "relay": this event is the relay's word only
+    verified: bool = False  # always False; see EmergencySigned
+
+
+@dataclass(frozen=True)
+class EmergencySigned:
+    """A member's signed emergency declare (``active``) or clear, checked by this endpoint
+    (:mod:`bridge.endpoint.emergency`): ``by`` is the verified signer's device. Only this
+    event shows an emergency (or its end) as verified."""
+
+    channel: str
+    active: bool
+    by: str
+    source: str = "signed"
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,6 +169,7 @@ Event = (
     | TalkerChanged
     | FloorEvent
     | Emergency
+    | EmergencySigned
     | Voice
     | TalkerVerified
     | ForgeryAlarm

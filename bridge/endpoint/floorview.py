@@ -3,8 +3,9 @@
 Part of the sans-IO :class:`~bridge.endpoint.core.EndpointCore`. The relay arbitrates the floor
 (DESIGN §5); the endpoint only mirrors it — who talks, the emergency state — reports changes as
 :class:`~bridge.endpoint.events.TalkerChanged`, :class:`~bridge.endpoint.events.FloorEvent`
-and :class:`~bridge.endpoint.events.Emergency`, and answers its own floor requests with the
-relay's verdict (an :class:`~bridge.endpoint.output.Answer` keyed ``("floor", ch)``).
+and :class:`~bridge.endpoint.events.Emergency` (labelled ``source="relay"``, unverified: what
+members signed is :mod:`bridge.endpoint.emergency`'s), and answers its own floor requests with
+the relay's verdict (an :class:`~bridge.endpoint.output.Answer` keyed ``("floor", ch)``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class FloorView:
         self.device = device
         self._out = out
         self.floor: dict[str, str | None] = {}  # channel -> talker
-        self.emergency: dict[str, bool] = {}
+        self.emergency: dict[str, bool] = {}  # as the relay claims it
 
     def on_floor(self, msg: dict[str, Any]) -> bool:
         """One ``floor`` event; True if it took the floor from us (our burst is over)."""
@@ -44,7 +45,7 @@ class FloorView:
         elif what == "emergency":
             active = bool(msg.get("active"))
             self.emergency[ch] = active
-            self._out.emit(ev.Emergency(ch, active, device))
+            self._out.emit(ev.Emergency(ch, active, device, source="relay", verified=False))
         return False
 
     def on_state(self, msg: dict[str, Any]) -> None:
@@ -55,7 +56,8 @@ class FloorView:
         if holder:
             self._out.emit(ev.TalkerChanged(ch, holder, msg.get("priority"), "late-entry"))
         if msg.get("emergency"):
-            self._out.emit(ev.Emergency(ch, True, msg.get("emergency_by")))
+            by = msg.get("emergency_by")
+            self._out.emit(ev.Emergency(ch, True, by, source="relay", verified=False))
 
     def forget(self, ch: str) -> None:
         self.floor.pop(ch, None)

@@ -23,6 +23,8 @@ from typing import Any
 
 from bridge.endpoint import events as ev
 from bridge.endpoint.commits import ChannelBook, decode_bundle
+from bridge.endpoint.emergency import KIND as EMERGENCY
+from bridge.endpoint.emergency import SignedEmergencies
 from bridge.endpoint.floorview import FloorView
 from bridge.endpoint.inbound import check_relay_message, parse_relay_message, welcome_channels
 from bridge.endpoint.output import Output, VerifyJob
@@ -65,6 +67,7 @@ class RelayInput:
     voice: VoicePath
     seen: SeenIds
     floorview: FloorView
+    emergencies: SignedEmergencies
     channel_no: dict[str, int]
     _by_no: dict[int, str]
     _outbox: dict[str, str]
@@ -115,6 +118,7 @@ class RelayInput:
             self.book.close(msg["ch"], now)
             if msg["ch"] not in self.channels:
                 self.floorview.forget(msg["ch"])
+                self.emergencies.forget(msg["ch"])
         elif t == "floor":
             if self.floorview.on_floor(msg):  # the relay took the floor from us
                 self.voice.bursts.pop(msg["ch"], None)
@@ -248,7 +252,11 @@ class RelayInput:
             self.stats["messages_replayed"] += 1
             self.seen.add(msg_id, now)
             return
-        if isinstance(item, SignedMessage):
+        if isinstance(item, SignedMessage) and item.kind == EMERGENCY:
+            if not self.emergencies.on_message(ch, item, member):  # signed, but no such state
+                self.stats["malformed_content"] += 1
+                self.out.emit(ev.Error(MALFORMED_CONTENT, f"a message on {ch} was dropped"))
+        elif isinstance(item, SignedMessage):
             self.stats["messages_received"] += 1
             self.out.emit(
                 ev.Message(ch, item.id, item.sender, item.kind, item.body, item.timestamp)
