@@ -23,7 +23,8 @@ declared ``rate``.
   known only at the end of a burst, so only ``talk_ended`` carries it;
 * :meth:`~Adapter.post` (``text``, ``sender``) — a message from the channel, by its verified
   sender;
-* :meth:`~Adapter.emergency` (``state``) — the channel's emergency state changed.
+* :meth:`~Adapter.emergency` (``state``) — the channel's emergency state changed, as the relay
+  claims it (``verified`` False) or as a member signed it (``verified`` True).
 
 Events are frozen dataclasses that validate themselves when built: a malformed frame is a
 ``ValueError`` where it is made, not a surprise two layers away. The accepting calls are
@@ -125,14 +126,19 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class EmergencyState:
-    """The channel's emergency: ``active`` or cleared, and the device that raised it."""
+    """The channel's emergency: ``active`` or cleared, and the device that raised it.
+
+    ``verified``: the state is what a member signed (checked by the endpoint); False: only the
+    relay's floor state says so, a claim a hostile relay can fake or hide. An adapter that shows
+    the emergency says which (it may be told both, the relay's claim first)."""
 
     active: bool
     by: str | None = None
+    verified: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.active, bool):
-            raise ValueError("EmergencyState.active is a bool")
+        if not isinstance(self.active, bool) or not isinstance(self.verified, bool):
+            raise ValueError("EmergencyState.active and .verified are bools")
         if self.by is not None and (not isinstance(self.by, str) or not self.by):
             raise ValueError("EmergencyState.by is a device id or None")
 

@@ -10,7 +10,8 @@
 * **channel → native side** (endpoint events, :meth:`~ChannelGateway.handle_event`, and the
   20 ms :meth:`~ChannelGateway.tick`): ``Voice`` goes to the channel's
   :class:`~bridge.audio.mixer.ListenMixer`, whose output becomes ``talk_started`` / ``play`` /
-  ``talk_ended``; text messages from other devices → ``post``; ``Emergency`` → ``emergency``.
+  ``talk_ended``; text messages from other devices → ``post``; ``Emergency`` (the relay's claim)
+  and ``EmergencySigned`` (a member's signature) → ``emergency``, ``verified`` saying which.
 
 **The burst verdict.** ``talk_ended(talker, verified)`` reports whether the talker's signed
 burst seal matched what was heard (``BurstSealed.verified``). The seal travels the message
@@ -166,8 +167,10 @@ class ChannelGateway:
         elif isinstance(event, ev.FloorEvent):
             if event.event == "revoked" and event.device == self._endpoint.device and self.sender:
                 self.sender.revoked()
-        elif isinstance(event, ev.Emergency):
-            self.adapter.emergency(EmergencyState(event.active, event.by))
+        elif isinstance(event, ev.Emergency):  # the relay's claim
+            self.adapter.emergency(EmergencyState(event.active, event.by, verified=False))
+        elif isinstance(event, ev.EmergencySigned):  # what a member signed
+            self.adapter.emergency(EmergencyState(event.active, event.by, verified=True))
         elif isinstance(event, ev.Message):
             self._message(event)
 

@@ -166,6 +166,21 @@ def test_the_emergency_state_is_passed_on() -> None:
         ("emergency", EmergencyState(True, "ca-rcmp/boat")),
         ("emergency", EmergencyState(False, None)),
     ]
+    assert all(not state.verified for _, state in ad.of("emergency"))  # the relay's claims
+
+
+def test_a_signed_emergency_reaches_the_adapter_as_verified() -> None:
+    """The adapter is told which emergencies a member signed (``verified``) and which only the
+    relay claims; before, the signed declare never reached it."""
+    gw, ad, _ = channel()
+    gw.handle_event(ev.Emergency(CH, True, "ca-rcmp/boat"), 0.0)
+    gw.handle_event(ev.EmergencySigned(CH, True, "ca-rcmp/boat"), 0.1)
+    gw.handle_event(ev.EmergencySigned(CH, False, "us-cbp/dispatch"), 1.0)
+    assert ad.of("emergency") == [
+        ("emergency", EmergencyState(True, "ca-rcmp/boat", verified=False)),
+        ("emergency", EmergencyState(True, "ca-rcmp/boat", verified=True)),
+        ("emergency", EmergencyState(False, "us-cbp/dispatch", verified=True)),
+    ]
 
 
 def test_a_remote_burst_is_played_then_ended_with_its_seal_verdict() -> None:
