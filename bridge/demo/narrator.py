@@ -50,7 +50,10 @@ class Narrator:
             )
         elif isinstance(e, ev.Emergency) and main:
             state = "DECLARED" if e.active else "cleared"
-            self.say("EMERG", f"{e.channel}: emergency {state} by {e.by}")
+            self.say("EMERG", f"{e.channel}: emergency {state} by {e.by} (the relay says)")
+        elif isinstance(e, ev.EmergencySigned) and main:
+            state = "DECLARED" if e.active else "cleared"
+            self.say("EMERG", f"{e.channel}: emergency {state}, signed by {e.by} (verified)")
         elif isinstance(e, ev.BurstSealed):
             self._sealed(e, main)
         elif isinstance(e, ev.Message):
