@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,9 +21,7 @@ from adapters.cot.adapter import CotAdapter, CotConfig
 from adapters.cot.mapping import Position
 from tests.adapters.cot.test_cot_driver import WAIT, Seen, geochat_xml
 
-TAKY = Path(sys.executable).with_name("taky")
-pytestmark = pytest.mark.skipif(not TAKY.exists() and shutil.which("taky") is None,
-                                reason="taky is not installed")
+TAKY = Path(sys.executable).with_name("taky")  # a test dependency (pyproject): never skipped
 
 
 def free_port() -> int:
