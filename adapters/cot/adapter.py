@@ -80,10 +80,13 @@ class CotAdapter(Adapter):
     yields_audio = False
     plays_audio = False
 
-    def __init__(self, config: CotConfig,
-                 on_position: Callable[[Position], None] | None = None,
-                 on_emergency: Callable[[EmergencyState], None] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: CotConfig,
+        on_position: Callable[[Position], None] | None = None,
+        on_emergency: Callable[[EmergencyState], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
         self.device_uid = config.device_uid or f"crossband-{uuid.uuid4().hex[:12]}"
         self.on_position = on_position
@@ -125,14 +128,18 @@ class CotAdapter(Adapter):
         port = cfg.bind_port if cfg.bind_port is not None else cfg.port
         sock.bind(("" if multicast else cfg.bind_host, port))
         if multicast:
-            iface = socket.inet_aton(cfg.bind_host) if cfg.bind_host else struct.pack(
-                "!I", socket.INADDR_ANY)
+            iface = (
+                socket.inet_aton(cfg.bind_host)
+                if cfg.bind_host
+                else struct.pack("!I", socket.INADDR_ANY)
+            )
             mreq = socket.inet_aton(cfg.host) + iface
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
             if cfg.bind_host:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                                socket.inet_aton(cfg.bind_host))
+                sock.setsockopt(
+                    socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(cfg.bind_host)
+                )
         sock.setblocking(False)
         return sock
 
@@ -201,17 +208,28 @@ class CotAdapter(Adapter):
     # -- outgoing ------------------------------------------------------------------------
     def post(self, text: str, sender: str) -> None:
         try:
-            event = chat_event(text, sender, device_uid=self.device_uid,
-                               agency=self.config.agency, now=self.clock())
+            event = chat_event(
+                text,
+                sender,
+                device_uid=self.device_uid,
+                agency=self.config.agency,
+                now=self.clock(),
+            )
         except (CotError, ValueError) as exc:
             self._refuse(exc if isinstance(exc, CotError) else CotError("field", "bad chat"))
             return
         self._send(event)
 
     def emergency(self, state: EmergencyState) -> None:
-        self._send(emergency_event(state, device_uid=self.device_uid,
-                                   callsign=state.by or self.config.callsign,
-                                   agency=self.config.agency, now=self.clock()))
+        self._send(
+            emergency_event(
+                state,
+                device_uid=self.device_uid,
+                callsign=state.by or self.config.callsign,
+                agency=self.config.agency,
+                now=self.clock(),
+            )
+        )
 
     def send_position(self, pos: Position) -> None:
         """A position from the channel, out as a PLI event."""
@@ -226,7 +244,8 @@ class CotAdapter(Adapter):
             data = encode_mesh(event) if cfg.wire == "proto" else build_xml(event)
             self._udp.sendto(data, (cfg.host, cfg.port))
         elif self._writer is not None and (
-                self._writer.transport.get_write_buffer_size() < MAX_WRITE_BUFFER):
+            self._writer.transport.get_write_buffer_size() < MAX_WRITE_BUFFER
+        ):
             self._writer.write(encode_stream(event) if cfg.wire == "proto" else build_xml(event))
         else:
             self.dropped += 1

@@ -18,11 +18,22 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from adapters.errors import AdapterError
 
-__all__ = ["MAX_EVENT", "UNKNOWN", "CotError", "CotEvent", "EMERGENCY_TYPES", "parse_xml",
-           "build_xml", "format_time", "parse_time", "safe_fromstring"]
+__all__ = [
+    "MAX_EVENT",
+    "UNKNOWN",
+    "CotError",
+    "CotEvent",
+    "EMERGENCY_TYPES",
+    "parse_xml",
+    "build_xml",
+    "format_time",
+    "parse_time",
+    "safe_fromstring",
+]
 
 MAX_EVENT = 64 * 1024
 MAX_FIELD = 1024  # uid, type, callsign, …
@@ -78,14 +89,22 @@ class CotEvent:
             _check_str(name, getattr(self, name))
         if not _TYPE.fullmatch(self.type):
             raise CotError("field", "type is not a CoT type")
-        for name in ("callsign", "group_name", "group_role", "chat_room", "sender_uid",
-                     "emergency_type"):
+        for name in (
+            "callsign",
+            "group_name",
+            "group_role",
+            "chat_room",
+            "sender_uid",
+            "emergency_type",
+        ):
             value = getattr(self, name)
             if value is not None:
                 _check_str(name, value)
-        if self.remarks is not None and (not isinstance(self.remarks, str)
-                                         or len(self.remarks) > MAX_TEXT
-                                         or _NOT_XML.search(self.remarks)):
+        if self.remarks is not None and (
+            not isinstance(self.remarks, str)
+            or len(self.remarks) > MAX_TEXT
+            or _NOT_XML.search(self.remarks)
+        ):
             raise CotError("field", "remarks too long or not XML text")
         for name in ("time", "start", "stale", "hae", "ce", "le"):
             _check_num(name, getattr(self, name))
@@ -186,20 +205,26 @@ def event_from_element(root: ET.Element) -> CotEvent:
     fields = detail_fields(detail) if detail is not None else {}
     try:
         return CotEvent(
-            uid=root.get("uid", ""), type=root.get("type", ""), how=root.get("how") or "m-g",
+            uid=root.get("uid", ""),
+            type=root.get("type", ""),
+            how=root.get("how") or "m-g",
             time=parse_time(root.get("time")),
             start=parse_time(root.get("start") or root.get("time")),
             stale=parse_time(root.get("stale")),
-            lat=_req(pt.get("lat"), "lat", 0.0), lon=_req(pt.get("lon"), "lon", 0.0),
-            hae=_req(pt.get("hae"), "hae", UNKNOWN), ce=_req(pt.get("ce"), "ce", UNKNOWN),
-            le=_req(pt.get("le"), "le", UNKNOWN), **fields)  # type: ignore[arg-type]
+            lat=_req(pt.get("lat"), "lat", 0.0),
+            lon=_req(pt.get("lon"), "lon", 0.0),
+            hae=_req(pt.get("hae"), "hae", UNKNOWN),
+            ce=_req(pt.get("ce"), "ce", UNKNOWN),
+            le=_req(pt.get("le"), "le", UNKNOWN),
+            **fields,
+        )
     except TypeError:
         raise CotError("field", "malformed event") from None
 
 
-def detail_fields(detail: ET.Element) -> dict[str, object]:
+def detail_fields(detail: ET.Element) -> dict[str, Any]:
     """The :class:`CotEvent` fields found in a ``<detail>`` element."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     contact, group, track = detail.find("contact"), detail.find("__group"), detail.find("track")
     chat, link, remarks = detail.find("__chat"), detail.find("link"), detail.find("remarks")
     emergency = detail.find("emergency")
@@ -234,11 +259,21 @@ def extra_detail(event: CotEvent) -> list[ET.Element]:
     """The ``<detail>`` children that protobuf has no typed field for (chat, link, emergency)."""
     out: list[ET.Element] = []
     if event.chat_room is not None:
-        chat = ET.Element("__chat", parent="RootContactGroup", groupOwner="false",
-                          chatroom=event.chat_room, id=event.chat_room,
-                          senderCallsign=event.callsign or event.uid)
-        ET.SubElement(chat, "chatgrp", uid0=event.sender_uid or event.uid, uid1=event.chat_room,
-                      id=event.chat_room)
+        chat = ET.Element(
+            "__chat",
+            parent="RootContactGroup",
+            groupOwner="false",
+            chatroom=event.chat_room,
+            id=event.chat_room,
+            senderCallsign=event.callsign or event.uid,
+        )
+        ET.SubElement(
+            chat,
+            "chatgrp",
+            uid0=event.sender_uid or event.uid,
+            uid1=event.chat_room,
+            id=event.chat_room,
+        )
         out.append(chat)
     if event.sender_uid is not None:
         out.append(ET.Element("link", uid=event.sender_uid, type="a-f-G-U-C", relation="p-p"))
@@ -262,20 +297,39 @@ def extra_detail(event: CotEvent) -> list[ET.Element]:
 
 def build_element(event: CotEvent) -> ET.Element:
     """A :class:`CotEvent` as an ``<event>`` element (CoT 2.0)."""
-    root = ET.Element("event", version="2.0", uid=event.uid, type=event.type, how=event.how,
-                      time=format_time(event.time), start=format_time(event.start),
-                      stale=format_time(event.stale))
-    ET.SubElement(root, "point", lat=_num(event.lat), lon=_num(event.lon), hae=_num(event.hae),
-                  ce=_num(event.ce), le=_num(event.le))
+    root = ET.Element(
+        "event",
+        version="2.0",
+        uid=event.uid,
+        type=event.type,
+        how=event.how,
+        time=format_time(event.time),
+        start=format_time(event.start),
+        stale=format_time(event.stale),
+    )
+    ET.SubElement(
+        root,
+        "point",
+        lat=_num(event.lat),
+        lon=_num(event.lon),
+        hae=_num(event.hae),
+        ce=_num(event.ce),
+        le=_num(event.le),
+    )
     detail = ET.SubElement(root, "detail")
     if event.callsign is not None:
         ET.SubElement(detail, "contact", callsign=event.callsign)
     if event.group_name is not None or event.group_role is not None:
-        ET.SubElement(detail, "__group", name=event.group_name or "Cyan",
-                      role=event.group_role or "Team Member")
+        ET.SubElement(
+            detail,
+            "__group",
+            name=event.group_name or "Cyan",
+            role=event.group_role or "Team Member",
+        )
     if event.course is not None or event.speed is not None:
-        ET.SubElement(detail, "track", course=_num(event.course or 0.0),
-                      speed=_num(event.speed or 0.0))
+        ET.SubElement(
+            detail, "track", course=_num(event.course or 0.0), speed=_num(event.speed or 0.0)
+        )
     detail.extend(extra_detail(event))
     return root
 

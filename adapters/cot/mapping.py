@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from adapters.base import EmergencyState, Text
 from adapters.cot.events import CANCEL_TYPE, CHAT_TYPE, UNKNOWN, CotError, CotEvent
 
-__all__ = ["Position", "chat_event", "classify", "emergency_event", "position_event",
-           "tagged_callsign"]
+__all__ = [
+    "Position",
+    "chat_event",
+    "classify",
+    "emergency_event",
+    "position_event",
+    "tagged_callsign",
+]
 
 ALL_CHAT = "All Chat Rooms"
 
@@ -76,43 +82,107 @@ def classify(event: CotEvent, now: float) -> Position | Text | EmergencyState | 
         cancelled = event.type == CANCEL_TYPE or event.emergency_cancel
         return EmergencyState(active=not cancelled, by=device)
     if event.is_position:
-        return Position(source=event.uid, uid=event.uid, callsign=event.callsign or event.uid,
-                        lat=event.lat, lon=event.lon, hae=event.hae, ce=event.ce, le=event.le,
-                        course=event.course, speed=event.speed, time=event.time,
-                        stale=event.stale, agency=event.group_name, type=event.type)
+        return Position(
+            source=event.uid,
+            uid=event.uid,
+            callsign=event.callsign or event.uid,
+            lat=event.lat,
+            lon=event.lon,
+            hae=event.hae,
+            ce=event.ce,
+            le=event.le,
+            course=event.course,
+            speed=event.speed,
+            time=event.time,
+            stale=event.stale,
+            agency=event.group_name,
+            type=event.type,
+        )
     return None
 
 
 def position_event(pos: Position, group: str | None = None) -> CotEvent:
     """A PLI event for ``pos``, the agency in its callsign, ``group`` as its team."""
-    return CotEvent(uid=pos.uid, type=pos.type, how="m-g", time=pos.time, start=pos.time,
-                    stale=pos.stale, lat=pos.lat, lon=pos.lon, hae=pos.hae, ce=pos.ce,
-                    le=pos.le, callsign=tagged_callsign(pos.agency, pos.callsign),
-                    group_name=group, group_role="Team Member" if group else None,
-                    course=pos.course, speed=pos.speed)
+    return CotEvent(
+        uid=pos.uid,
+        type=pos.type,
+        how="m-g",
+        time=pos.time,
+        start=pos.time,
+        stale=pos.stale,
+        lat=pos.lat,
+        lon=pos.lon,
+        hae=pos.hae,
+        ce=pos.ce,
+        le=pos.le,
+        callsign=tagged_callsign(pos.agency, pos.callsign),
+        group_name=group,
+        group_role="Team Member" if group else None,
+        course=pos.course,
+        speed=pos.speed,
+    )
 
 
-def chat_event(body: str, sender: str, *, device_uid: str, agency: str | None, now: float,
-               room: str = ALL_CHAT, lifetime: float = 86400.0) -> CotEvent:
+def chat_event(
+    body: str,
+    sender: str,
+    *,
+    device_uid: str,
+    agency: str | None,
+    now: float,
+    room: str = ALL_CHAT,
+    lifetime: float = 86400.0,
+) -> CotEvent:
     """A GeoChat message from ``sender`` (a channel member) sent by device ``device_uid``."""
     if not body.strip():
         raise CotError("field", "an empty chat message")
     msg_id = uuid.uuid4().hex
-    return CotEvent(uid=f"GeoChat.{device_uid}.{room}.{msg_id}", type=CHAT_TYPE, how="h-g-i-g-o",
-                    time=now, start=now, stale=now + lifetime,
-                    callsign=tagged_callsign(agency, sender), remarks=body, chat_room=room,
-                    sender_uid=device_uid)
+    return CotEvent(
+        uid=f"GeoChat.{device_uid}.{room}.{msg_id}",
+        type=CHAT_TYPE,
+        how="h-g-i-g-o",
+        time=now,
+        start=now,
+        stale=now + lifetime,
+        callsign=tagged_callsign(agency, sender),
+        remarks=body,
+        chat_room=room,
+        sender_uid=device_uid,
+    )
 
 
-def emergency_event(state: EmergencyState, *, device_uid: str, callsign: str,
-                    agency: str | None, now: float, lifetime: float = 3600.0,
-                    kind: str = "b-a-o-tbl") -> CotEvent:
+def emergency_event(
+    state: EmergencyState,
+    *,
+    device_uid: str,
+    callsign: str,
+    agency: str | None,
+    now: float,
+    lifetime: float = 3600.0,
+    kind: str = "b-a-o-tbl",
+) -> CotEvent:
     """A 911 alert (``kind``) or, when cleared, its ``b-a-o-can`` cancel."""
     who = tagged_callsign(agency, callsign)
     if state.active:
-        return CotEvent(uid=f"{device_uid}-9-1-1", type=kind, how="h-e", time=now, start=now,
-                        stale=now + lifetime, callsign=f"{who}-Alert", sender_uid=device_uid,
-                        emergency_type="911 Alert")
-    return CotEvent(uid=f"{device_uid}-9-1-1", type=CANCEL_TYPE, how="h-e", time=now, start=now,
-                    stale=now + lifetime, callsign=f"{who}-Alert", sender_uid=device_uid,
-                    emergency_cancel=True)
+        return CotEvent(
+            uid=f"{device_uid}-9-1-1",
+            type=kind,
+            how="h-e",
+            time=now,
+            start=now,
+            stale=now + lifetime,
+            callsign=f"{who}-Alert",
+            sender_uid=device_uid,
+            emergency_type="911 Alert",
+        )
+    return CotEvent(
+        uid=f"{device_uid}-9-1-1",
+        type=CANCEL_TYPE,
+        how="h-e",
+        time=now,
+        start=now,
+        stale=now + lifetime,
+        callsign=f"{who}-Alert",
+        sender_uid=device_uid,
+        emergency_cancel=True,
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from typing import Any
 
 from google.protobuf.message import DecodeError
 from takproto.proto import TakMessage
@@ -29,8 +30,15 @@ from adapters.cot.events import (
     safe_fromstring,
 )
 
-__all__ = ["MESH_HEADER", "StreamSplitter", "decode_datagram", "encode_mesh", "encode_stream",
-           "from_message", "to_message"]
+__all__ = [
+    "MESH_HEADER",
+    "StreamSplitter",
+    "decode_datagram",
+    "encode_mesh",
+    "encode_stream",
+    "from_message",
+    "to_message",
+]
 
 MESH_HEADER = b"\xbf\x01\xbf"
 MAGIC = 0xBF
@@ -61,7 +69,7 @@ def to_message(event: CotEvent) -> TakMessage:
 
 def from_message(msg: TakMessage) -> CotEvent:
     ev = msg.cotEvent
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     xml_detail = ev.detail.xmlDetail
     if xml_detail:
         wrapped = f"<event><detail>{xml_detail}</detail></event>".encode()
@@ -79,10 +87,20 @@ def from_message(msg: TakMessage) -> CotEvent:
     if d.HasField("track"):
         fields["course"], fields["speed"] = d.track.course, d.track.speed
     try:
-        return CotEvent(uid=ev.uid, type=ev.type, how=ev.how or "m-g", time=ev.sendTime / 1000,
-                        start=(ev.startTime or ev.sendTime) / 1000, stale=ev.staleTime / 1000,
-                        lat=ev.lat, lon=ev.lon, hae=ev.hae if ev.hae else UNKNOWN,
-                        ce=ev.ce, le=ev.le, **fields)  # type: ignore[arg-type]
+        return CotEvent(
+            uid=ev.uid,
+            type=ev.type,
+            how=ev.how or "m-g",
+            time=ev.sendTime / 1000,
+            start=(ev.startTime or ev.sendTime) / 1000,
+            stale=ev.staleTime / 1000,
+            lat=ev.lat,
+            lon=ev.lon,
+            hae=ev.hae if ev.hae else UNKNOWN,
+            ce=ev.ce,
+            le=ev.le,
+            **fields,
+        )
     except TypeError:
         raise CotError("field", "malformed event") from None
 
@@ -150,7 +168,7 @@ class StreamSplitter:
                 end = 1 + pos + size
                 if len(self._buf) < end:
                     return out
-                payload = bytes(self._buf[1 + pos:end])
+                payload = bytes(self._buf[1 + pos : end])
                 del self._buf[:end]
                 out.append(_attempt(_parse_message, payload))
                 continue

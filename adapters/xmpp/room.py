@@ -15,8 +15,14 @@ from dataclasses import dataclass
 
 from adapters.base import EmergencyState, Text
 
-__all__ = ["Outbox", "RoomMessage", "format_burst", "format_emergency", "format_post",
-           "inbound_text"]
+__all__ = [
+    "Outbox",
+    "RoomMessage",
+    "format_burst",
+    "format_emergency",
+    "format_post",
+    "inbound_text",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,24 +13,43 @@ from adapters.cot.mapping import Position, chat_event, classify, emergency_event
 from adapters.cot.proto import StreamSplitter, decode_datagram, encode_mesh, encode_stream
 
 NOW = 1_796_000_000.0
-PLI = (b'<?xml version="1.0"?><event version="2.0" uid="ANDROID-1" type="a-f-G-U-C" how="m-g" '
-       b'time="2026-12-02T14:00:00.000Z" start="2026-12-02T14:00:00.000Z" '
-       b'stale="2026-12-02T14:10:00Z"><point lat="45.123456789" lon="-75.987654321" '
-       b'hae="70.5" ce="4.9" le="9999999.0"/><detail><contact callsign="Unit 7"/>'
-       b'<__group name="Cyan" role="Team Lead"/><track course="271.5" speed="3.25"/></detail>'
-       b'</event>')
+PLI = (
+    b'<?xml version="1.0"?><event version="2.0" uid="ANDROID-1" type="a-f-G-U-C" how="m-g" '
+    b'time="2026-12-02T14:00:00.000Z" start="2026-12-02T14:00:00.000Z" '
+    b'stale="2026-12-02T14:10:00Z"><point lat="45.123456789" lon="-75.987654321" '
+    b'hae="70.5" ce="4.9" le="9999999.0"/><detail><contact callsign="Unit 7"/>'
+    b'<__group name="Cyan" role="Team Lead"/><track course="271.5" speed="3.25"/></detail>'
+    b"</event>"
+)
 
 
 def pos(lat: float = 45.1234567, lon: float = -75.7654321) -> Position:
-    return Position(source="u1", uid="u1", callsign="Unit 7", lat=lat, lon=lon, time=NOW,
-                    stale=NOW + 300, hae=12.25, ce=5.0, le=2.0, course=90.0, speed=1.5,
-                    agency="CBSA")
+    return Position(
+        source="u1",
+        uid="u1",
+        callsign="Unit 7",
+        lat=lat,
+        lon=lon,
+        time=NOW,
+        stale=NOW + 300,
+        hae=12.25,
+        ce=5.0,
+        le=2.0,
+        course=90.0,
+        speed=1.5,
+        agency="CBSA",
+    )
 
 
 def test_pli_parses_with_all_its_fields() -> None:
     ev = parse_xml(PLI)
     assert (ev.uid, ev.type, ev.callsign, ev.group_name, ev.group_role) == (
-        "ANDROID-1", "a-f-G-U-C", "Unit 7", "Cyan", "Team Lead")
+        "ANDROID-1",
+        "a-f-G-U-C",
+        "Unit 7",
+        "Cyan",
+        "Team Lead",
+    )
     assert (ev.lat, ev.lon, ev.hae, ev.ce) == (45.123456789, -75.987654321, 70.5, 4.9)
     assert (ev.course, ev.speed) == (271.5, 3.25)
     assert ev.stale - ev.time == 600.0
@@ -41,11 +60,13 @@ def test_pli_parses_with_all_its_fields() -> None:
 
 @given(st.floats(-90, 90), st.floats(-180, 180))
 @settings(max_examples=200, deadline=None)
-def test_positions_round_trip_exactly_through_xml_and_both_framings(lat: float,
-                                                                     lon: float) -> None:
+def test_positions_round_trip_exactly_through_xml_and_both_framings(lat: float, lon: float) -> None:
     ev = position_event(pos(lat, lon), group="Cyan")
-    for back in (parse_xml(build_xml(ev)), decode_datagram(encode_mesh(ev)),
-                 StreamSplitter().feed(encode_stream(ev))[0]):
+    for back in (
+        parse_xml(build_xml(ev)),
+        decode_datagram(encode_mesh(ev)),
+        StreamSplitter().feed(encode_stream(ev))[0],
+    ):
         assert isinstance(back, CotEvent)
         assert (back.lat, back.lon) == (lat, lon)  # every decimal kept, not just 6
         assert back.callsign == "CBSA:Unit 7" and back.group_name == "Cyan"
@@ -63,8 +84,9 @@ def test_an_independent_parser_reads_six_decimals_from_our_output() -> None:
 
 
 def test_geochat_round_trips_to_text() -> None:
-    ev = chat_event("north gate <clear> & quiet", "Alice", device_uid="dev-1", agency="USBP",
-                    now=NOW)
+    ev = chat_event(
+        "north gate <clear> & quiet", "Alice", device_uid="dev-1", agency="USBP", now=NOW
+    )
     for back in (parse_xml(build_xml(ev)), decode_datagram(encode_mesh(ev))):
         assert back.is_chat and back.chat_room == "All Chat Rooms"
         assert classify(back, NOW) == Text(source="USBP:Alice", body="north gate <clear> & quiet")
@@ -72,32 +94,37 @@ def test_geochat_round_trips_to_text() -> None:
 
 
 def test_emergency_and_cancel_round_trip() -> None:
-    on = emergency_event(EmergencyState(True, "dev-1"), device_uid="dev-1", callsign="Alice",
-                         agency="USBP", now=NOW)
-    off = emergency_event(EmergencyState(False, "dev-1"), device_uid="dev-1", callsign="Alice",
-                          agency="USBP", now=NOW)
+    on = emergency_event(
+        EmergencyState(True, "dev-1"), device_uid="dev-1", callsign="Alice", agency="USBP", now=NOW
+    )
+    off = emergency_event(
+        EmergencyState(False, "dev-1"), device_uid="dev-1", callsign="Alice", agency="USBP", now=NOW
+    )
     assert (on.type, off.type) == ("b-a-o-tbl", "b-a-o-can")
     for ev, active in ((on, True), (off, False)):
         for back in (parse_xml(build_xml(ev)), decode_datagram(encode_mesh(ev))):
             assert classify(back, NOW) == EmergencyState(active, "dev-1")
 
 
-@pytest.mark.parametrize(("data", "code"), [
-    (b'<!DOCTYPE lolz [<!ENTITY lol "lol">]><event>&lol;</event>', "dtd"),
-    (b'<?xml version="1.0"?><!doctype x SYSTEM "file:///etc/passwd"><event/>', "dtd"),
-    (b"<event uid='a' type='a-f' time='x' stale='y'/>", "time"),
-    (b"<notevent/>", "not-event"),
-    (b"<event", "xml"),
-    (b"\xbf\x01\xbf\xff\xff\xff", "frame"),
-    (b"\xbf\x01\xbf", "frame"),  # an empty TakMessage: no cotEvent
-    (b"\xbf\x02", "frame"),
-    (PLI.replace(b'lat="45.123456789"', b'lat="91"'), "point"),
-    (PLI.replace(b'lat="45.123456789"', b'lat="nan"'), "point"),
-    (PLI.replace(b'lon="-75.987654321"', b'lon="east"'), "point"),
-    (PLI.replace(b'type="a-f-G-U-C"', b'type=""'), "field"),
-    (PLI.replace(b"2026-12-02T14:10:00Z", b"2026-13-02T14:10:00Z"), "time"),
-    (b"<event>" + b" " * MAX_EVENT + b"</event>", "too-large"),
-])
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b'<!DOCTYPE lolz [<!ENTITY lol "lol">]><event>&lol;</event>', "dtd"),
+        (b'<?xml version="1.0"?><!doctype x SYSTEM "file:///etc/passwd"><event/>', "dtd"),
+        (b"<event uid='a' type='a-f' time='x' stale='y'/>", "time"),
+        (b"<notevent/>", "not-event"),
+        (b"<event", "xml"),
+        (b"\xbf\x01\xbf\xff\xff\xff", "frame"),
+        (b"\xbf\x01\xbf", "frame"),  # an empty TakMessage: no cotEvent
+        (b"\xbf\x02", "frame"),
+        (PLI.replace(b'lat="45.123456789"', b'lat="91"'), "point"),
+        (PLI.replace(b'lat="45.123456789"', b'lat="nan"'), "point"),
+        (PLI.replace(b'lon="-75.987654321"', b'lon="east"'), "point"),
+        (PLI.replace(b'type="a-f-G-U-C"', b'type=""'), "field"),
+        (PLI.replace(b"2026-12-02T14:10:00Z", b"2026-13-02T14:10:00Z"), "time"),
+        (b"<event>" + b" " * MAX_EVENT + b"</event>", "too-large"),
+    ],
+)
 def test_hostile_input_gets_a_coded_refusal(data: bytes, code: str) -> None:
     with pytest.raises(CotError) as info:
         decode_datagram(data)
@@ -122,12 +149,17 @@ def test_random_bytes_never_crash(data: bytes) -> None:
 @settings(max_examples=200, deadline=None)
 def test_mutated_fields_never_crash(value: str, where: str) -> None:
     from xml.sax.saxutils import quoteattr
+
     data = PLI.decode()
     if where == "remarks":
         data = data.replace("</detail>", f"<remarks>{value}</remarks></detail>")
     else:
-        old = {"uid": '"ANDROID-1"', "type": '"a-f-G-U-C"', "callsign": '"Unit 7"',
-               "lat": '"45.123456789"'}[where]
+        old = {
+            "uid": '"ANDROID-1"',
+            "type": '"a-f-G-U-C"',
+            "callsign": '"Unit 7"',
+            "lat": '"45.123456789"',
+        }[where]
         data = data.replace(old, quoteattr(value), 1)
     try:
         parse_xml(data.encode("utf-8", "surrogatepass"))
@@ -141,7 +173,7 @@ def test_stream_splitter_cuts_mixed_and_partial_input() -> None:
     splitter = StreamSplitter()
     out: list[object] = []
     for i in range(0, len(blob), 7):  # arrives in small pieces
-        out += splitter.feed(blob[i:i + 7])
+        out += splitter.feed(blob[i : i + 7])
     assert [type(x).__name__ for x in out] == ["CotEvent", "CotEvent", "CotError", "CotEvent"]
     with pytest.raises(CotError) as info:
         StreamSplitter().feed(b"\xbf\xff\xff\xff\x7f")  # a frame length far over the bound

@@ -57,14 +57,16 @@ async def read_stream_frame(reader: asyncio.StreamReader) -> bytes:
 def geochat_xml(text: str) -> bytes:  # as ATAK sends it
     now = pytak.cot_time()
     stale = pytak.cot_time(3600)
-    return (f'<?xml version="1.0"?><event version="2.0" uid="GeoChat.ANDROID-9.All Chat Rooms.'
-            f'm1" type="b-t-f" how="h-g-i-g-o" time="{now}" start="{now}" stale="{stale}">'
-            f'<point lat="49.0" lon="-123.0" hae="0" ce="9999999" le="9999999"/><detail>'
-            f'<__chat parent="RootContactGroup" groupOwner="false" chatroom="All Chat Rooms" '
-            f'id="All Chat Rooms" senderCallsign="RCMP 4"><chatgrp uid0="ANDROID-9" '
-            f'uid1="All Chat Rooms" id="All Chat Rooms"/></__chat><link uid="ANDROID-9" '
-            f'type="a-f-G-U-C" relation="p-p"/><remarks source="BAO.F.ATAK.ANDROID-9" '
-            f'to="All Chat Rooms" time="{now}">{text}</remarks></detail></event>').encode()
+    return (
+        f'<?xml version="1.0"?><event version="2.0" uid="GeoChat.ANDROID-9.All Chat Rooms.'
+        f'm1" type="b-t-f" how="h-g-i-g-o" time="{now}" start="{now}" stale="{stale}">'
+        f'<point lat="49.0" lon="-123.0" hae="0" ce="9999999" le="9999999"/><detail>'
+        f'<__chat parent="RootContactGroup" groupOwner="false" chatroom="All Chat Rooms" '
+        f'id="All Chat Rooms" senderCallsign="RCMP 4"><chatgrp uid0="ANDROID-9" '
+        f'uid1="All Chat Rooms" id="All Chat Rooms"/></__chat><link uid="ANDROID-9" '
+        f'type="a-f-G-U-C" relation="p-p"/><remarks source="BAO.F.ATAK.ANDROID-9" '
+        f'to="All Chat Rooms" time="{now}">{text}</remarks></detail></event>'
+    ).encode()
 
 
 @pytest.fixture
@@ -78,9 +80,18 @@ async def inbox() -> AsyncIterator[tuple[UdpInbox, int]]:
 async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
     box, box_port = inbox
     texts, positions, alarms = Seen(), Seen(), Seen()
-    adapter = CotAdapter(CotConfig(transport="udp", host="127.0.0.1", port=box_port,
-                                   bind_host="127.0.0.1", bind_port=0, agency="USBP"),
-                         on_position=positions, on_emergency=alarms)
+    adapter = CotAdapter(
+        CotConfig(
+            transport="udp",
+            host="127.0.0.1",
+            port=box_port,
+            bind_host="127.0.0.1",
+            bind_port=0,
+            agency="USBP",
+        ),
+        on_position=positions,
+        on_emergency=alarms,
+    )
     sink: list[AdapterEvent] = []
 
     def on_event(event: AdapterEvent) -> None:
@@ -89,9 +100,19 @@ async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
 
     await adapter.start(on_event)
     try:
-        _, writer = await pytak.create_udp_client(urlparse(f"udp+wo://127.0.0.1:{adapter.udp_port}"))
-        await writer.send(pytak.gen_cot(lat=45.1234, lon=-75.7654, uid="us-1", stale=60,
-                                        cot_type="a-f-G-U-C", callsign="US 1"))
+        _, writer = await pytak.create_udp_client(
+            urlparse(f"udp+wo://127.0.0.1:{adapter.udp_port}")
+        )
+        await writer.send(
+            pytak.gen_cot(
+                lat=45.1234,
+                lon=-75.7654,
+                uid="us-1",
+                stale=60,
+                cot_type="a-f-G-U-C",
+                callsign="US 1",
+            )
+        )
         got = await positions.next()
         assert isinstance(got, Position)
         assert (got.uid, got.callsign, got.lat, got.lon) == ("us-1", "US 1", 45.1234, -75.7654)
@@ -100,25 +121,39 @@ async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
         assert await texts.next() == Text(source="RCMP 4", body="convoy at gate 3")
         assert adapter.refused["dtd"] == 1
         now = time.time()
-        await writer.send(pytak.gen_cot(lat=45.0, lon=-75.0, uid="ANDROID-9-9-1-1", stale=60,
-                                        cot_type="b-a-o-tbl", callsign="RCMP 4-Alert"))
+        await writer.send(
+            pytak.gen_cot(
+                lat=45.0,
+                lon=-75.0,
+                uid="ANDROID-9-9-1-1",
+                stale=60,
+                cot_type="b-a-o-tbl",
+                callsign="RCMP 4-Alert",
+            )
+        )
         assert await alarms.next() == EmergencyState(True, "ANDROID-9-9-1-1")
 
         adapter.post("hold position", "Alice")
-        msg = takproto.functions.xml2message(bytearray(
-            await asyncio.wait_for(box.got.get(), WAIT)))
+        msg = takproto.functions.xml2message(bytearray(await asyncio.wait_for(box.got.get(), WAIT)))
         assert msg.cotEvent.type == "b-t-f" and "hold position" in msg.cotEvent.detail.xmlDetail
         assert 'senderCallsign="USBP:Alice"' in msg.cotEvent.detail.xmlDetail
-        adapter.send_position(Position(source="dev", uid="usbp-7", callsign="Boat 7",
-                                       lat=48.9876543, lon=-123.1234567, time=now,
-                                       stale=now + 60, agency="USBP"))
-        msg = takproto.functions.xml2message(bytearray(
-            await asyncio.wait_for(box.got.get(), WAIT)))
+        adapter.send_position(
+            Position(
+                source="dev",
+                uid="usbp-7",
+                callsign="Boat 7",
+                lat=48.9876543,
+                lon=-123.1234567,
+                time=now,
+                stale=now + 60,
+                agency="USBP",
+            )
+        )
+        msg = takproto.functions.xml2message(bytearray(await asyncio.wait_for(box.got.get(), WAIT)))
         assert (msg.cotEvent.lat, msg.cotEvent.lon) == (48.9876543, -123.1234567)
         assert msg.cotEvent.detail.contact.callsign == "USBP:Boat 7"
         adapter.emergency(EmergencyState(False, "alice-dev"))
-        msg = takproto.functions.xml2message(bytearray(
-            await asyncio.wait_for(box.got.get(), WAIT)))
+        msg = takproto.functions.xml2message(bytearray(await asyncio.wait_for(box.got.get(), WAIT)))
         assert msg.cotEvent.type == "b-a-o-can" and 'cancel="true"' in msg.cotEvent.detail.xmlDetail
         writer.close()
     finally:
@@ -135,14 +170,24 @@ async def test_tcp_to_a_tak_server_in_protobuf_with_reconnect() -> None:
     server = await asyncio.start_server(on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     positions, texts = Seen(), Seen()
-    adapter = CotAdapter(CotConfig(transport="tcp", host="127.0.0.1", port=port, wire="proto",
-                                   agency="CBSA", backoff_initial=0.05, backoff_max=0.2),
-                         on_position=positions)
+    adapter = CotAdapter(
+        CotConfig(
+            transport="tcp",
+            host="127.0.0.1",
+            port=port,
+            wire="proto",
+            agency="CBSA",
+            backoff_initial=0.05,
+            backoff_max=0.2,
+        ),
+        on_position=positions,
+    )
     await adapter.start(texts)
     try:
         reader, writer = await asyncio.wait_for(conns.get(), WAIT)
-        event = pytak.gen_cot(lat=49.5, lon=-97.25, uid="ca-2", stale=60, cot_type="a-f-S",
-                              callsign="CCGS 2")
+        event = pytak.gen_cot(
+            lat=49.5, lon=-97.25, uid="ca-2", stale=60, cot_type="a-f-S", callsign="CCGS 2"
+        )
         frame = takproto.xml2proto(event, takproto.TAKProtoVer.STREAM)
         writer.write(b"\xbf\x03abc" + bytes(frame[:5]))  # a bad frame, then a split one
         await writer.drain()
@@ -178,8 +223,11 @@ async def test_tcp_backoff_is_bounded_while_no_server_listens() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there now
-    adapter = CotAdapter(CotConfig(transport="tcp", host="127.0.0.1", port=port,
-                                   backoff_initial=0.05, backoff_max=0.1))
+    adapter = CotAdapter(
+        CotConfig(
+            transport="tcp", host="127.0.0.1", port=port, backoff_initial=0.05, backoff_max=0.1
+        )
+    )
     await adapter.start(lambda e: None)
     try:
         adapter.post("nobody hears this", "Bob")
@@ -205,9 +253,18 @@ async def test_multicast_mesh_between_two_adapters_filters_own_echo() -> None:
     port.close()
 
     def mesh(agency: str, seen: Seen) -> CotAdapter:
-        return CotAdapter(CotConfig(transport="udp", host="239.2.3.1", port=mesh_port,
-                                    bind_host="127.0.0.1", wire="proto", agency=agency),
-                          on_position=seen, on_emergency=seen)
+        return CotAdapter(
+            CotConfig(
+                transport="udp",
+                host="239.2.3.1",
+                port=mesh_port,
+                bind_host="127.0.0.1",
+                wire="proto",
+                agency=agency,
+            ),
+            on_position=seen,
+            on_emergency=seen,
+        )
 
     us_seen, ca_seen = Seen(), Seen()
     us, ca = mesh("USBP", us_seen), mesh("CBSA", ca_seen)
@@ -219,8 +276,18 @@ async def test_multicast_mesh_between_two_adapters_filters_own_echo() -> None:
         pytest.skip(f"no multicast on loopback: {exc}")
     try:
         now = time.time()
-        us.send_position(Position(source="d", uid="usbp-1", callsign="Car 1", lat=48.1234567,
-                                  lon=-122.7654321, time=now, stale=now + 60, agency="USBP"))
+        us.send_position(
+            Position(
+                source="d",
+                uid="usbp-1",
+                callsign="Car 1",
+                lat=48.1234567,
+                lon=-122.7654321,
+                time=now,
+                stale=now + 60,
+                agency="USBP",
+            )
+        )
         got = await ca_seen.next()
         assert isinstance(got, Position)
         assert (got.uid, got.callsign, got.lat) == ("usbp-1", "USBP:Car 1", 48.1234567)

@@ -21,10 +21,15 @@ def test_inbound_text_carries_nick_and_bridge():
     assert t.body == "xmpp:alice via us-cbp/xmpp-gw: hi"
 
 
-@pytest.mark.parametrize("msg", [
-    RoomMessage(R, "gw", "echo"), RoomMessage(R, "alice", "old", delayed=True),
-    RoomMessage(R, "alice", "  "), RoomMessage(R, "", "server notice"),
-])
+@pytest.mark.parametrize(
+    "msg",
+    [
+        RoomMessage(R, "gw", "echo"),
+        RoomMessage(R, "alice", "old", delayed=True),
+        RoomMessage(R, "alice", "  "),
+        RoomMessage(R, "", "server notice"),
+    ],
+)
 def test_inbound_text_skips(msg):
     assert inbound_text(msg, "gw", "b") is None
 
@@ -49,8 +54,12 @@ def test_outbox_bounded_and_once():
         Outbox(0)
 
 
-GOOD = {"server": "127.0.0.1:5222", "jid": "gw@example", "password_file": "/p",
-        "rooms": [{"room": R, "nick": "gw", "channel": "c"}]}
+GOOD = {
+    "server": "127.0.0.1:5222",
+    "jid": "gw@example",
+    "password_file": "/p",
+    "rooms": [{"room": R, "nick": "gw", "channel": "c"}],
+}
 
 
 def test_good_config():
@@ -59,16 +68,19 @@ def test_good_config():
     assert c.rooms[0].room == R
 
 
-@pytest.mark.parametrize("change,setting", [
-    ({"server": "nohost"}, "xmpp.server"),
-    ({"server": "h:99999"}, "xmpp.server"),
-    ({"jid": "nodomain"}, "xmpp.jid"),
-    ({"pasword_file": "x"}, "xmpp.pasword_file"),
-    ({"rooms": []}, "xmpp.rooms"),
-    ({"rooms": [{"room": R, "nick": "gw"}]}, "xmpp.rooms[0].channel"),
-    ({"rooms": [{"room": R, "nick": "gw", "channel": "c"}] * 2}, "xmpp.rooms[1].room"),
-    ({"rooms": [{"room": "x", "nick": "gw", "channel": "c"}]}, "xmpp.rooms[0].room"),
-])
+@pytest.mark.parametrize(
+    "change,setting",
+    [
+        ({"server": "nohost"}, "xmpp.server"),
+        ({"server": "h:99999"}, "xmpp.server"),
+        ({"jid": "nodomain"}, "xmpp.jid"),
+        ({"pasword_file": "x"}, "xmpp.pasword_file"),
+        ({"rooms": []}, "xmpp.rooms"),
+        ({"rooms": [{"room": R, "nick": "gw"}]}, "xmpp.rooms[0].channel"),
+        ({"rooms": [{"room": R, "nick": "gw", "channel": "c"}] * 2}, "xmpp.rooms[1].room"),
+        ({"rooms": [{"room": "x", "nick": "gw", "channel": "c"}]}, "xmpp.rooms[0].room"),
+    ],
+)
 def test_bad_config(change, setting):
     with pytest.raises(AdapterConfigError) as e:
         load_xmpp_config({**GOOD, **change})
