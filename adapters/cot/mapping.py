@@ -163,26 +163,15 @@ def emergency_event(
 ) -> CotEvent:
     """A 911 alert (``kind``) or, when cleared, its ``b-a-o-can`` cancel."""
     who = tagged_callsign(agency, callsign)
-    if state.active:
-        return CotEvent(
-            uid=f"{device_uid}-9-1-1",
-            type=kind,
-            how="h-e",
-            time=now,
-            start=now,
-            stale=now + lifetime,
-            callsign=f"{who}-Alert",
-            sender_uid=device_uid,
-            emergency_type="911 Alert",
-        )
     return CotEvent(
         uid=f"{device_uid}-9-1-1",
-        type=CANCEL_TYPE,
+        type=kind if state.active else CANCEL_TYPE,
         how="h-e",
         time=now,
         start=now,
         stale=now + lifetime,
         callsign=f"{who}-Alert",
         sender_uid=device_uid,
-        emergency_cancel=True,
+        emergency_type="911 Alert" if state.active else None,
+        emergency_cancel=not state.active,
     )
