@@ -4,6 +4,12 @@ They only move datagrams and arm timers; every decision is in :mod:`adapters.rtp
 Unicast or IPv4 multicast (the receiver joins the group with ``IP_ADD_MEMBERSHIP`` on the
 configured interface; the sender sets ``IP_MULTICAST_IF``/``TTL`` and keeps loopback on).
 Socket errors are counted in ``errors`` and logged by type only — never with content.
+
+A timer that fires late (this process was not scheduled: a busy host, a long garbage
+collection) first reads what is waiting in the socket, up to ``DRAIN_MAX`` datagrams: asyncio
+hands a datagram transport one datagram per loop turn, so without that the receiver would
+conceal frames whose packets had already come and sit in the socket buffer, then play them
+too (a stalled host adding frames to the transmission).
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from collections.abc import Callable
 from adapters.errors import AdapterError
 from adapters.rtp.stream import RtpEvent, RtpReceiver, RtpSender, RtpTransportConfig
 
-__all__ = ["RtpReceiverDriver", "RtpSenderDriver"]
+__all__ = ["DRAIN_MAX", "RtpReceiverDriver", "RtpSenderDriver"]
 
 log = logging.getLogger(__name__)
+
+DRAIN_MAX = 64  # datagrams read at once when a timer fires late
+LATE = 0.005  # seconds after its deadline that a timer counts as late
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -52,6 +61,18 @@ def _multicast_receive_socket(cfg: RtpTransportConfig) -> socket.socket:
     return sock
 
 
+def _unicast_receive_socket(cfg: RtpTransportConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((cfg.host, cfg.port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
 class RtpReceiverDriver:
     """Feeds datagrams from a UDP socket into an :class:`RtpReceiver`; events go to a callback."""
 
@@ -64,10 +85,13 @@ class RtpReceiverDriver:
         self.receiver = receiver
         self.transport_config = transport
         self.errors = 0
+        self.drained = 0  # datagrams read by a late timer (module docstring)
         self._on_event = on_event
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sock: socket.socket | None = None
+        self._due: float | None = None  # when the armed timer was due
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -76,15 +100,14 @@ class RtpReceiverDriver:
         try:
             if cfg.group is not None:
                 sock = _multicast_receive_socket(cfg)
-                self._transport, _ = await self._loop.create_datagram_endpoint(
-                    lambda: protocol, sock=sock
-                )
             else:
-                self._transport, _ = await self._loop.create_datagram_endpoint(
-                    lambda: protocol, local_addr=(cfg.host, cfg.port)
-                )
+                sock = _unicast_receive_socket(cfg)
+            self._transport, _ = await self._loop.create_datagram_endpoint(
+                lambda: protocol, sock=sock
+            )
         except OSError as exc:
             raise AdapterError(f"cannot listen for RTP on port {cfg.port}: {exc.strerror}")
+        self._sock = sock
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -98,14 +121,40 @@ class RtpReceiverDriver:
 
     def _datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         assert self._loop is not None
-        self.receiver.receive_datagram(data, addr, self._loop.time())
+        now = self._loop.time()
+        if self._late(now):
+            self.receiver.receive_datagrams([(data, addr), *self._waiting()], now)
+        else:
+            self.receiver.receive_datagram(data, addr, now)
         self._dispatch()
 
     def _on_timer(self) -> None:
         assert self._loop is not None
         self._timer = None
-        self.receiver.handle_timer(self._loop.time())
+        now = self._loop.time()
+        if self._late(now) and (waiting := self._waiting()):
+            self.receiver.receive_datagrams(waiting, now)
+        self.receiver.handle_timer(now)
         self._dispatch()
+
+    def _late(self, now: float) -> bool:
+        return self._due is not None and now - self._due > LATE
+
+    def _waiting(self) -> list[tuple[bytes, tuple[str, int]]]:
+        """The datagrams that came while this process was not scheduled (module docstring)."""
+        found: list[tuple[bytes, tuple[str, int]]] = []
+        sock = self._sock
+        while sock is not None and len(found) < DRAIN_MAX:
+            try:
+                data, addr = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._error()
+                break
+            found.append((data, addr))
+        self.drained += len(found)
+        return found
 
     def _dispatch(self) -> None:
         for event in self.receiver.events_received():
@@ -117,7 +166,7 @@ class RtpReceiverDriver:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        when = self.receiver.get_timer()
+        when = self._due = self.receiver.get_timer()
         if when is not None and self._loop is not None and self._transport is not None:
             self._timer = self._loop.call_at(when, self._on_timer)
 
@@ -128,6 +177,7 @@ class RtpReceiverDriver:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+            self._sock = None
 
 
 class RtpSenderDriver:

@@ -41,7 +41,7 @@ having already played the burst out, would hear them as a burst of their own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -180,6 +180,12 @@ class RtpReceiver:
         self.filled_s = 0.0  # seconds of lost stream filled, in all (``stats.concealed``)
         if any(p.name == "opus" for p in config.payloads):
             OpusDecoder(config.rate)  # fail now (OpusUnavailableError), not on a packet
+
+    def receive_datagrams(self, datagrams: Iterable[tuple[bytes, object]], now: float) -> None:
+        """Several datagrams a driver found waiting at ``now`` (it was not scheduled for a
+        while): each handled as by :meth:`receive_datagram`, in order."""
+        for data, addr in datagrams:
+            self.receive_datagram(data, addr, now)
 
     def receive_datagram(self, data: bytes, addr: object, now: float) -> None:
         """Handle one UDP datagram that arrived at ``now`` (monotonic seconds)."""

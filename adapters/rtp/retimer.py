@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from adapters.codecs.pcm import frame_samples
@@ -256,6 +257,7 @@ class RetimedReceiver(RtpReceiver):
         )
         self._out: list[RtpEvent] = []
         self._held_end: BurstEnd | None = None
+        self._holding = False  # inside receive_datagrams: release nothing until all are in
 
     def receive_datagram(self, data: bytes, addr: object, now: float) -> None:
         jumps, filled, fill_s = self.stats.jumps, self.stats.concealed, self.filled_s
@@ -264,6 +266,16 @@ class RetimedReceiver(RtpReceiver):
             self.retimer.resync()
         fills = round((self.filled_s - fill_s) / FRAME)
         self._route(now, filled=self.stats.concealed != filled, fills=fills)
+
+    def receive_datagrams(self, datagrams: Iterable[tuple[bytes, object]], now: float) -> None:
+        """Datagrams that were all waiting at ``now``: queued first, released after, so the
+        frames they bring are not concealed for not having come yet."""
+        self._holding = True
+        try:
+            super().receive_datagrams(datagrams, now)
+        finally:
+            self._holding = False
+        self._route(now)
 
     def handle_timer(self, now: float) -> None:
         super().handle_timer(now)
@@ -291,6 +303,8 @@ class RetimedReceiver(RtpReceiver):
                 self.retimer.ending = True
         if self._ssrc is not None:
             self.retimer.packets(self._longest)
+        if self._holding:
+            return
         self._out.extend(Audio(f) for f in self.retimer.handle_timer(now))
         if self._held_end is not None and (
             not self.retimer.pending or self._held_end.reason == "hang_time"

@@ -131,3 +131,57 @@ async def test_handler_errors_are_counted_not_fatal() -> None:
     finally:
         rx.close()
         tx.close()
+
+
+async def test_a_stalled_loop_reads_the_socket_before_it_conceals() -> None:
+    """The loop is blocked for 120 ms while the radio goes on sending 20 ms packets (a busy
+    host, a long collection): when the retimer's timer runs, late, the packets that came in
+    the meantime are in the socket, not lost. Without the driver's drain the timer finds one
+    of them read and conceals the rest (3 frames), then plays them as well: the transmission
+    grows by the concealment."""
+    import socket as _socket
+    import time
+
+    from adapters.rtp.packet import RtpPacket
+    from adapters.rtp.retimer import RetimedReceiver
+
+    l16 = PayloadFormat.of("l16", 97, 16000)
+    got: list[RtpEvent] = []
+    rx = RtpReceiverDriver(
+        RetimedReceiver(RtpReceiverConfig((l16,), rate=16000, hang_time=0.3)),
+        RtpTransportConfig(0),
+        got.append,
+    )
+    await rx.start()
+    out = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        dest = rx.local_address
+        frame = bytes(640)
+
+        def packet(i: int) -> bytes:
+            return RtpPacket(97, i, i * 320, 7, frame, marker=i == 0).serialize()
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(20):
+            if i == 5:  # the loop stops here, the radio does not
+                for j in range(5, 11):
+                    out.sendto(packet(j), dest)
+                    time.sleep(0.020)
+                continue
+            if 5 < i < 11:
+                continue
+            out.sendto(packet(i), dest)
+            await asyncio.sleep(max(start + (i + 1) * 0.020 - loop.time(), 0))
+        async with asyncio.timeout(5):
+            while not got or not isinstance(got[-1], BurstEnd):
+                await asyncio.sleep(0.02)
+    finally:
+        out.close()
+        rx.close()
+    stats = rx.receiver.retimer.stats  # type: ignore[attr-defined]
+    frames = sum(isinstance(e, Audio) for e in got)
+    assert rx.drained >= 1
+    # 20 frames in, each out once; the only concealment is the tail after the last packet
+    assert stats.frames_in == 20 and stats.concealed <= 3, stats
+    assert frames == 20 + stats.concealed, (frames, stats)
