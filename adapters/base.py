@@ -12,7 +12,11 @@ declared ``rate``.
 * :class:`TalkStart` (``source``, ``priority``) — key-up: somebody on the native side talks;
 * :class:`Pcm` (``source``, ``frame``, ``rate``) — one 20 ms frame of their audio;
 * :class:`TalkEnd` (``source``) — key-down;
-* :class:`Text` (``source``, ``body``) — a text message.
+* :class:`Text` (``source``, ``body``) — a text message;
+* :class:`Position` (``uid``, ``callsign``, ``lat``, ``lon``, …) — where a tracked member or
+  vessel is (its ``source`` is its ``uid``), from an adapter that ``yields_positions``;
+* :class:`EmergencyAlert` (``source``, ``active``) — an emergency raised or cancelled on the
+  native side (a TAK 911 alert and its cancel).
 
 **Calls it accepts** (channel → native side):
 
@@ -24,19 +28,24 @@ declared ``rate``.
 * :meth:`~Adapter.post` (``text``, ``sender``) — a message from the channel, by its verified
   sender;
 * :meth:`~Adapter.emergency` (``state``) — the channel's emergency state changed, as the relay
-  claims it (``verified`` False) or as a member signed it (``verified`` True).
+  claims it (``verified`` False) or as a member signed it (``verified`` True);
+* :meth:`~Adapter.show_position` (``position``, ``sender``) — a position from the channel, in a
+  data message signed by ``sender``; called only on an adapter that ``takes_positions``.
 
 Events are frozen dataclasses that validate themselves when built: a malformed frame is a
 ``ValueError`` where it is made, not a surprise two layers away. The accepting calls are
 synchronous and must not block (the gateway calls them from its 20 ms playout tick); an
 adapter that cannot show something (a radio cannot show text) leaves the default, which
 ignores it. ``yields_audio`` / ``plays_audio`` say which audio directions the adapter has, so
-the gateway builds only the audio path it needs.
+the gateway builds only the audio path it needs; ``yields_positions`` / ``takes_positions`` do the
+same for positions.
 """
 
 from __future__ import annotations
 
 import abc
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -46,9 +55,11 @@ __all__ = [
     "PRIORITIES",
     "Adapter",
     "AdapterEvent",
+    "EmergencyAlert",
     "EmergencyState",
     "EventSink",
     "Pcm",
+    "Position",
     "Priority",
     "TalkEnd",
     "TalkStart",
@@ -143,7 +154,82 @@ class EmergencyState:
             raise ValueError("EmergencyState.by is a device id or None")
 
 
-AdapterEvent = TalkStart | Pcm | TalkEnd | Text
+UNKNOWN_METRES = 9999999.0  # "not known" for hae/ce/le, as in Cursor on Target
+MAX_POSITION_STR = 256  # uid, callsign, kind
+MAX_TIME = 1e11  # epoch seconds (year 5138): rules out nonsense, not old data
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _check_str(name: str, value: object) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_POSITION_STR:
+        raise ValueError(f"Position.{name} is a string of 1..{MAX_POSITION_STR} characters")
+    if _CONTROL.search(value):
+        raise ValueError(f"Position.{name} has control characters")
+
+
+def _check_num(name: str, value: object, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"Position.{name} is a number")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"Position.{name} out of range")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a tracked member or vessel is. ``uid`` is its stable id (the CoT uid), ``kind``
+    what it is (a CoT type such as ``a-f-G-U-C``); ``time`` when it was there and ``stale``
+    when the report stops being true, UTC epoch seconds; ``hae`` (height above the ellipsoid),
+    ``ce`` and ``le`` (circular and linear error) in metres, :data:`UNKNOWN_METRES` when not
+    known; ``course`` degrees true, ``speed`` m/s."""
+
+    uid: str
+    callsign: str
+    lat: float
+    lon: float
+    time: float
+    stale: float
+    hae: float = UNKNOWN_METRES
+    ce: float = UNKNOWN_METRES
+    le: float = UNKNOWN_METRES
+    kind: str = "a-f-G-U-C"
+    course: float | None = None
+    speed: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("uid", "callsign", "kind"):
+            _check_str(name, getattr(self, name))
+        _check_num("lat", self.lat, -90.0, 90.0)
+        _check_num("lon", self.lon, -180.0, 180.0)
+        _check_num("hae", self.hae, -UNKNOWN_METRES, UNKNOWN_METRES)
+        _check_num("ce", self.ce, 0.0, UNKNOWN_METRES)
+        _check_num("le", self.le, 0.0, UNKNOWN_METRES)
+        _check_num("time", self.time, 0.0, MAX_TIME)
+        _check_num("stale", self.stale, self.time, MAX_TIME)
+        if self.course is not None:
+            _check_num("course", self.course, 0.0, 360.0)
+        if self.speed is not None:
+            _check_num("speed", self.speed, 0.0, 1e5)
+
+    @property
+    def source(self) -> str:
+        """Who reported it on the native side: the tracked thing itself."""
+        return self.uid
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyAlert:
+    """An emergency raised (``active``) or cancelled on the native side by ``source``."""
+
+    source: str
+    active: bool
+
+    def __post_init__(self) -> None:
+        _check_source(self.source)
+        if not isinstance(self.active, bool):
+            raise ValueError("EmergencyAlert.active is a bool")
+
+
+AdapterEvent = TalkStart | Pcm | TalkEnd | Text | Position | EmergencyAlert
 EventSink = Callable[[AdapterEvent], None]
 
 
@@ -156,6 +242,10 @@ class Adapter(abc.ABC):
     yields_audio: bool = False
     #: It wants :meth:`play` and the talk_started / talk_ended calls.
     plays_audio: bool = False
+    #: It emits :class:`Position`.
+    yields_positions: bool = False
+    #: It wants :meth:`show_position`.
+    takes_positions: bool = False
 
     @abc.abstractmethod
     async def start(self, sink: EventSink) -> None:
@@ -179,3 +269,6 @@ class Adapter(abc.ABC):
 
     def emergency(self, state: EmergencyState) -> None:  # noqa: B027
         """The channel's emergency state changed."""
+
+    def show_position(self, position: Position, sender: str) -> None:  # noqa: B027
+        """A position from the channel, signed by ``sender`` (if :attr:`takes_positions`)."""

@@ -1,11 +1,12 @@
 """The thin asyncio driver of the CoT adapter: UDP (unicast or the 239.2.3.1:6969 mesh) and a
 TCP client to a TAK server, reconnecting with bounded backoff.
 
-Incoming events become ``Text`` on the sink (GeoChat), a call of ``on_position`` (PLI) and of
-``on_emergency`` (``b-a-o-*``); our own uids are filtered out (multicast loops back what we
+Incoming events go to the sink as ``Text`` (GeoChat), ``Position`` (PLI) and
+``EmergencyAlert`` (``b-a-o-*``); our own uids are filtered out (multicast loops back what we
 send). Outgoing, :meth:`CotAdapter.post` sends GeoChat, :meth:`CotAdapter.emergency` a 911
-alert or its cancel, and :meth:`CotAdapter.send_position` a PLI, each tagged with ``agency``.
-Refused input is counted in ``refused`` (by code) and never logged with its content.
+alert or its cancel, and :meth:`CotAdapter.show_position` a PLI tagged with the agency of the
+device that signed it. Refused input is counted in ``refused`` (by code) and never logged with
+its content.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from adapters.base import Adapter, EmergencyState, EventSink, Text
+from adapters.base import Adapter, EmergencyState, EventSink, Position
 from adapters.cot.events import CotError, CotEvent, build_xml
-from adapters.cot.mapping import Position, chat_event, classify, emergency_event, position_event
+from adapters.cot.mapping import chat_event, classify, emergency_event, position_event
 from adapters.cot.proto import StreamSplitter, decode_datagram, encode_mesh, encode_stream
 from adapters.errors import AdapterConfigError
 
@@ -79,18 +80,12 @@ class _Udp(asyncio.DatagramProtocol):
 class CotAdapter(Adapter):
     yields_audio = False
     plays_audio = False
+    yields_positions = True
+    takes_positions = True
 
-    def __init__(
-        self,
-        config: CotConfig,
-        on_position: Callable[[Position], None] | None = None,
-        on_emergency: Callable[[EmergencyState], None] | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, config: CotConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.device_uid = config.device_uid or f"crossband-{uuid.uuid4().hex[:12]}"
-        self.on_position = on_position
-        self.on_emergency = on_emergency
         self.clock = clock
         self.refused: Counter[str] = Counter()
         self.dropped = 0  # events not sent: no TAK server connected, or it does not read
@@ -197,13 +192,13 @@ class CotAdapter(Adapter):
     def _incoming(self, event: CotEvent) -> None:
         if event.uid in self._own or event.sender_uid == self.device_uid or self._sink is None:
             return
-        item = classify(event, self.clock())
-        if isinstance(item, Text):
+        try:
+            item = classify(event, self.clock())
+        except CotError as exc:
+            self._refuse(exc)
+            return
+        if item is not None:
             self._sink(item)
-        elif isinstance(item, Position) and self.on_position is not None:
-            self.on_position(item)
-        elif isinstance(item, EmergencyState) and self.on_emergency is not None:
-            self.on_emergency(item)
 
     # -- outgoing ------------------------------------------------------------------------
     def post(self, text: str, sender: str) -> None:
@@ -221,19 +216,27 @@ class CotAdapter(Adapter):
         self._send(event)
 
     def emergency(self, state: EmergencyState) -> None:
+        """The channel's emergency, out as a 911 alert or its cancel; a Crossband device id
+        (``"us-cbp/gw-blaine"``) names its own agency, so it is not tagged with ours."""
+        device = state.by is not None and "/" in state.by
         self._send(
             emergency_event(
                 state,
                 device_uid=self.device_uid,
                 callsign=state.by or self.config.callsign,
-                agency=self.config.agency,
+                agency=None if device else self.config.agency,
                 now=self.clock(),
             )
         )
 
-    def send_position(self, pos: Position) -> None:
-        """A position from the channel, out as a PLI event."""
-        self._send(position_event(pos, self.config.group))
+    def show_position(self, position: Position, sender: str) -> None:
+        """A position from the channel, signed by ``sender``, out as a PLI event."""
+        try:
+            event = position_event(position, self.config.group, sender=sender)
+        except CotError as exc:
+            self._refuse(exc)
+            return
+        self._send(event)
 
     def _send(self, event: CotEvent) -> None:
         self._own.add(event.uid)

@@ -1,23 +1,22 @@
-"""CoT events ↔ what a Crossband channel carries: a :class:`Position`, a ``Text``, an emergency.
+"""CoT events ↔ what a Crossband channel carries: a ``Position``, a ``Text``, an emergency.
 
-Incoming, :func:`classify` turns a :class:`CotEvent` into a :class:`Position` (PLI), a
-:class:`adapters.base.Text` (GeoChat) or an :class:`adapters.base.EmergencyState`, or ``None``
-for event types Crossband does not carry. Outgoing, :func:`position_event`,
+Incoming, :func:`classify` turns a :class:`CotEvent` into an :class:`adapters.base.Position`
+(PLI), a :class:`adapters.base.Text` (GeoChat) or an :class:`adapters.base.EmergencyAlert`, or
+``None`` for event types Crossband does not carry. Outgoing, :func:`position_event`,
 :func:`chat_event` and :func:`emergency_event` build events that carry the originating agency
-in the callsign (``"<agency>:<callsign>"``); the ``__group`` team name is configured.
+in the callsign (``"<agency>:<callsign>"``) and, for what came from the channel, who signed it
+in ``<remarks>``; the ``__group`` team name is configured.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from dataclasses import dataclass
 
-from adapters.base import EmergencyState, Text
-from adapters.cot.events import CANCEL_TYPE, CHAT_TYPE, UNKNOWN, CotError, CotEvent
+from adapters.base import EmergencyAlert, EmergencyState, Position, Text
+from adapters.cot.events import CANCEL_TYPE, CHAT_TYPE, MAX_FIELD, CotError, CotEvent
 
 __all__ = [
-    "Position",
+    "agency_of",
     "chat_event",
     "classify",
     "emergency_event",
@@ -28,40 +27,6 @@ __all__ = [
 ALL_CHAT = "All Chat Rooms"
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """One member's or vessel's position. ``source`` is who reported it on the native side
-    (the CoT uid here), ``uid`` the tracked thing's stable id; times are UTC epoch seconds;
-    hae/ce/le are metres (CoT's 9999999 = unknown); course degrees true, speed m/s."""
-
-    source: str
-    uid: str
-    callsign: str
-    lat: float
-    lon: float
-    time: float
-    stale: float
-    hae: float = UNKNOWN
-    ce: float = UNKNOWN
-    le: float = UNKNOWN
-    course: float | None = None
-    speed: float | None = None
-    agency: str | None = None
-    type: str = "a-f-G-U-C"
-
-    def __post_init__(self) -> None:
-        for name in ("source", "uid", "callsign"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"Position.{name} is a non-empty string")
-        for name, bound in (("lat", 90.0), ("lon", 180.0)):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or abs(value) > bound:
-                raise ValueError(f"Position.{name} out of range")
-        if not self.stale >= self.time:
-            raise ValueError("Position.stale is not before its time")
-
-
 def tagged_callsign(agency: str | None, callsign: str) -> str:
     """``callsign`` tagged with its agency, once (``"CBSA:Unit 7"``)."""
     if not agency or callsign.startswith(f"{agency}:"):
@@ -69,8 +34,14 @@ def tagged_callsign(agency: str | None, callsign: str) -> str:
     return f"{agency}:{callsign}"
 
 
-def classify(event: CotEvent, now: float) -> Position | Text | EmergencyState | None:
-    """What ``event`` is for the channel; ``None`` for other types and for stale events."""
+def agency_of(device: str) -> str:
+    """The agency part of a Crossband device id (``"us-cbp/gw-blaine"`` → ``"us-cbp"``)."""
+    return device.split("/", 1)[0]
+
+
+def classify(event: CotEvent, now: float) -> Position | Text | EmergencyAlert | None:
+    """What ``event`` is for the channel; ``None`` for other types, for stale events and for
+    positions that :class:`Position` refuses (a uid or callsign over its bound)."""
     if event.stale < now:
         return None
     if event.is_chat:
@@ -80,32 +51,37 @@ def classify(event: CotEvent, now: float) -> Position | Text | EmergencyState | 
     if event.is_emergency:
         device = event.sender_uid or event.uid
         cancelled = event.type == CANCEL_TYPE or event.emergency_cancel
-        return EmergencyState(active=not cancelled, by=device)
+        return EmergencyAlert(source=device, active=not cancelled)
     if event.is_position:
-        return Position(
-            source=event.uid,
-            uid=event.uid,
-            callsign=event.callsign or event.uid,
-            lat=event.lat,
-            lon=event.lon,
-            hae=event.hae,
-            ce=event.ce,
-            le=event.le,
-            course=event.course,
-            speed=event.speed,
-            time=event.time,
-            stale=event.stale,
-            agency=event.group_name,
-            type=event.type,
-        )
+        try:
+            return Position(
+                uid=event.uid,
+                callsign=event.callsign or event.uid,
+                lat=event.lat,
+                lon=event.lon,
+                hae=event.hae,
+                ce=event.ce,
+                le=event.le,
+                course=event.course,
+                speed=event.speed,
+                time=event.time,
+                stale=event.stale,
+                kind=event.type,
+            )
+        except ValueError:
+            raise CotError("field", "not a position Crossband carries") from None
     return None
 
 
-def position_event(pos: Position, group: str | None = None) -> CotEvent:
-    """A PLI event for ``pos``, the agency in its callsign, ``group`` as its team."""
+def position_event(
+    pos: Position, group: str | None = None, *, sender: str | None = None
+) -> CotEvent:
+    """A PLI event for ``pos`` signed on the channel by device ``sender``: that device's agency
+    in its callsign and its id in the remarks; ``group`` as its team."""
+    remarks = f"Crossband position signed by {sender}" if sender else None
     return CotEvent(
         uid=pos.uid,
-        type=pos.type,
+        type=pos.kind,
         how="m-g",
         time=pos.time,
         start=pos.time,
@@ -115,11 +91,12 @@ def position_event(pos: Position, group: str | None = None) -> CotEvent:
         hae=pos.hae,
         ce=pos.ce,
         le=pos.le,
-        callsign=tagged_callsign(pos.agency, pos.callsign),
+        callsign=tagged_callsign(agency_of(sender) if sender else None, pos.callsign)[:MAX_FIELD],
         group_name=group,
         group_role="Team Member" if group else None,
         course=pos.course,
         speed=pos.speed,
+        remarks=remarks,
     )
 
 
@@ -161,8 +138,13 @@ def emergency_event(
     lifetime: float = 3600.0,
     kind: str = "b-a-o-tbl",
 ) -> CotEvent:
-    """A 911 alert (``kind``) or, when cleared, its ``b-a-o-can`` cancel."""
+    """A 911 alert (``kind``) or, when cleared, its ``b-a-o-can`` cancel; the remarks say
+    whether a member signed it (``state.verified``) or only the relay claims it."""
     who = tagged_callsign(agency, callsign)
+    if state.verified:
+        remarks = f"Crossband emergency signed by {state.by}"
+    else:
+        remarks = "Crossband emergency claimed by the relay (unverified)"
     return CotEvent(
         uid=f"{device_uid}-9-1-1",
         type=kind if state.active else CANCEL_TYPE,
@@ -174,4 +156,5 @@ def emergency_event(
         sender_uid=device_uid,
         emergency_type="911 Alert" if state.active else None,
         emergency_cancel=not state.active,
+        remarks=remarks,
     )

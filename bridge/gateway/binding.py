@@ -3,7 +3,8 @@
 A :class:`Binding` ties one adapter (``adapters.base.Adapter``) to one endpoint channel; its
 :class:`ChannelAudio` is the channel's side of the audio path (codec between endpoints, Opus
 bit rate, jitter buffer bounds, see :mod:`bridge.audio.formats`). The PCM rate is the
-adapter's own (``adapter.rate``). Both validate themselves when built.
+adapter's own (``adapter.rate``); :class:`~bridge.gateway.positions.PositionPacing` paces the
+positions it yields. All validate themselves when built.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 from adapters.base import Adapter
 from bridge.audio.formats import CHANNEL_CODECS, DEFAULT_BITRATE, ChannelCodec
+from bridge.gateway.positions import PositionPacing
 
 __all__ = ["Binding", "ChannelAudio"]
 
@@ -39,11 +41,12 @@ class ChannelAudio:
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """One adapter bound to one endpoint channel."""
+    """One adapter bound to one endpoint channel; ``positions``: how fast its positions go."""
 
     channel: str
     adapter: Adapter
     audio: ChannelAudio = field(default_factory=ChannelAudio)
+    positions: PositionPacing = field(default_factory=PositionPacing)
 
     def __post_init__(self) -> None:
         if not isinstance(self.channel, str) or not self.channel:

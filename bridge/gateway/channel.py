@@ -6,12 +6,18 @@
   ``TalkStart`` → :meth:`TalkSender.start` (a floor request at its priority), ``Pcm`` →
   :meth:`TalkSender.send` (Opus, or L16 passthrough), ``TalkEnd`` → :meth:`TalkSender.stop`
   (floor release + burst seal), ``Text`` → :meth:`Endpoint.send_text`, one at a time in order
-  (at most ``max_texts`` wait; more are dropped and counted);
+  (at most ``max_texts`` wait; more are dropped and counted); ``Position`` → a signed ``data``
+  message, coalesced and paced (:mod:`bridge.gateway.positions`); ``EmergencyAlert`` → the
+  signed emergency declare or clear (:mod:`bridge.endpoint.emergency`), sent only when it
+  changes the channel's signed state as last seen (a TAK device repeats its alert);
 * **channel → native side** (endpoint events, :meth:`~ChannelGateway.handle_event`, and the
   20 ms :meth:`~ChannelGateway.tick`): ``Voice`` goes to the channel's
   :class:`~bridge.audio.mixer.ListenMixer`, whose output becomes ``talk_started`` / ``play`` /
   ``talk_ended``; text messages from other devices → ``post``; ``Emergency`` (the relay's claim)
-  and ``EmergencySigned`` (a member's signature) → ``emergency``, ``verified`` saying which.
+  and ``EmergencySigned`` (a member's signature) → ``emergency``, ``verified`` saying which;
+  ``data`` messages holding a position → ``show_position`` with the verified sender, if the
+  adapter ``takes_positions`` (a refused body is counted by its code and delivers nothing; a
+  stale report, or one older than the last from that sender for that uid, is dropped).
 
 **The burst verdict.** ``talk_ended(talker, verified)`` reports whether the talker's signed
 burst seal matched what was heard (``BurstSealed.verified``). The seal travels the message
@@ -27,14 +33,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from adapters.base import AdapterEvent, EmergencyState, Pcm, TalkEnd, TalkStart, Text
+from adapters.base import (
+    AdapterEvent,
+    EmergencyAlert,
+    EmergencyState,
+    Pcm,
+    Position,
+    TalkEnd,
+    TalkStart,
+    Text,
+)
 from bridge.audio.mixer import ListenMixer, PlayoutFrame, TalkerStarted, TalkerStopped
 from bridge.audio.sender import TalkSender, VoiceEndpoint
 from bridge.endpoint import events as ev
+from bridge.endpoint.emergency import KIND as EMERGENCY_KIND
+from bridge.endpoint.emergency import body as emergency_body
+from bridge.errors import RemoteProtocolError
 from bridge.gateway.binding import Binding
+from bridge.gateway.position_sender import DATA_KIND, PositionSender
+from bridge.gateway.positions import decode_position
 from crypto.errors import CrossbandError
 
 __all__ = ["SEAL_GRACE", "ChannelGateway", "GatewayEndpoint", "GatewayStats"]
@@ -65,6 +88,12 @@ class GatewayStats:
     undecodable: int = 0  # text messages that are not UTF-8
     unexpected: int = 0  # adapter events this binding has no path for (wrong rate, …)
     adapter_errors: int = 0  # the adapter raised when called
+    positions_shown: int = 0  # positions handed to the adapter
+    positions_refused: Counter[str] = field(default_factory=Counter)  # by code
+    positions_dropped: int = 0  # stale, or older than one already shown
+    alerts_sent: int = 0  # native emergencies signed onto the channel
+    alerts_repeated: int = 0  # native emergencies that changed nothing
+    alert_errors: int = 0
 
 
 @dataclass(slots=True)
@@ -84,6 +113,7 @@ class ChannelGateway:
         *,
         seal_grace: float = SEAL_GRACE,
         max_texts: int = 64,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.channel = binding.channel
         self.adapter = binding.adapter
@@ -110,6 +140,14 @@ class ChannelGateway:
         self._talks: dict[str, _Talk] = {}
         self._texts: asyncio.Queue[str] = asyncio.Queue(max_texts)
         self._text_task: asyncio.Task[None] | None = None
+        self._wall = wall
+        self.positions: PositionSender | None = None
+        if self.adapter.yields_positions:
+            self.positions = PositionSender(endpoint, self.channel, binding.positions, wall=wall)
+        self._shown: dict[tuple[str, str], float] = {}  # (sender, uid) → time last shown
+        self._signed_emergency: bool | None = None  # the channel's, as last seen or sent
+        self._alerts: asyncio.Queue[bool] = asyncio.Queue()
+        self._alert_task: asyncio.Task[None] | None = None
 
     # -- native side → channel -------------------------------------------------------------
 
@@ -118,7 +156,13 @@ class ChannelGateway:
         s = self.sender
         if isinstance(event, Text):
             self._queue_text(event.body)
-        elif s is None or (isinstance(event, Pcm) and event.rate != s.rate):
+        elif isinstance(event, Position) and self.positions is not None:
+            self.positions.offer(event)
+        elif isinstance(event, EmergencyAlert):
+            self._native_emergency(event.active)
+        elif isinstance(event, Position) or s is None:
+            self.stats.unexpected += 1
+        elif isinstance(event, Pcm) and event.rate != s.rate:
             self.stats.unexpected += 1
         elif isinstance(event, TalkStart):
             s.start(event.priority)
@@ -147,6 +191,29 @@ class ChannelGateway:
             else:
                 self.stats.texts_sent += 1
 
+    def _native_emergency(self, active: bool) -> None:
+        if active == self._signed_emergency:
+            self.stats.alerts_repeated += 1
+            return
+        self._signed_emergency = active
+        self._alerts.put_nowait(active)
+        if self._alert_task is None:
+            self._alert_task = asyncio.get_running_loop().create_task(self._send_alerts())
+
+    async def _send_alerts(self) -> None:
+        while True:
+            active = await self._alerts.get()
+            try:
+                await self._endpoint.send_text(
+                    self.channel, emergency_body(active), kind=EMERGENCY_KIND
+                )
+            except (CrossbandError, KeyError, TimeoutError, OSError) as exc:
+                self.stats.alert_errors += 1
+                self._signed_emergency = None  # not known: the next alert is sent again
+                log.warning("event=alert-send-failed channel=%s error=%s", self.channel, type(exc))
+            else:
+                self.stats.alerts_sent += 1
+
     # -- channel → native side -------------------------------------------------------------
 
     def handle_event(self, event: ev.Event, now: float) -> None:
@@ -170,11 +237,14 @@ class ChannelGateway:
         elif isinstance(event, ev.Emergency):  # the relay's claim
             self.adapter.emergency(EmergencyState(event.active, event.by, verified=False))
         elif isinstance(event, ev.EmergencySigned):  # what a member signed
+            self._signed_emergency = event.active
             self.adapter.emergency(EmergencyState(event.active, event.by, verified=True))
         elif isinstance(event, ev.Message):
             self._message(event)
 
     def _message(self, msg: ev.Message) -> None:
+        if msg.kind == DATA_KIND and msg.sender != self._endpoint.device:
+            self._position(msg)
         if msg.kind != "text" or msg.sender == self._endpoint.device:
             return
         try:
@@ -184,6 +254,25 @@ class ChannelGateway:
             return
         self.stats.posted += 1
         self.adapter.post(text, msg.sender)
+
+    def _position(self, msg: ev.Message) -> None:
+        if not self.adapter.takes_positions:
+            return
+        try:
+            pos = decode_position(msg.body)
+        except RemoteProtocolError as exc:
+            self.stats.positions_refused[exc.code] += 1
+            log.info("event=position-refused channel=%s code=%s", self.channel, exc.code)
+            return
+        key = (msg.sender, pos.uid)
+        if pos.stale <= self._wall() or pos.time < self._shown.get(key, 0.0):
+            self.stats.positions_dropped += 1
+            return
+        if len(self._shown) >= 4096 and key not in self._shown:
+            self._shown.clear()  # bounded; only the ordering of very old reports is forgotten
+        self._shown[key] = pos.time
+        self.stats.positions_shown += 1
+        self.adapter.show_position(pos, msg.sender)
 
     def tick(self, now: float) -> None:
         """One playout tick (every 5 ms; each mixer keeps its own 20 ms frame periods)."""
@@ -242,8 +331,11 @@ class ChannelGateway:
             if self.sender is not None:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.sender.aclose(), timeout)
-            if self._text_task is not None:
-                self._text_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._text_task
-                self._text_task = None
+            if self.positions is not None:
+                await self.positions.aclose()
+            for task in (self._text_task, self._alert_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            self._text_task = self._alert_task = None

@@ -11,7 +11,8 @@ By default :meth:`Gateway.start` consumes ``endpoint.events`` itself. An applica
 several consumers of one endpoint (a console, a logger) passes ``pump_events=False`` and calls
 :meth:`Gateway.handle_event` for every event it reads; events of channels without a binding
 are ignored. Which adapter serves which channel is decided above (``bridge.cli``): this module
-knows adapters only through ``adapters.base``.
+knows adapters only through ``adapters.base``. Positions travel as signed ``data`` messages,
+paced per binding (``Binding.positions``, :mod:`bridge.gateway.positions`).
 """
 
 from __future__ import annotations

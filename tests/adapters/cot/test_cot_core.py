@@ -7,9 +7,9 @@ import takproto
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.base import EmergencyState, Text
+from adapters.base import EmergencyAlert, EmergencyState, Position, Text
 from adapters.cot.events import MAX_EVENT, CotError, CotEvent, build_xml, parse_xml
-from adapters.cot.mapping import Position, chat_event, classify, emergency_event, position_event
+from adapters.cot.mapping import chat_event, classify, emergency_event, position_event
 from adapters.cot.proto import StreamSplitter, decode_datagram, encode_mesh, encode_stream
 
 NOW = 1_796_000_000.0
@@ -25,7 +25,6 @@ PLI = (
 
 def pos(lat: float = 45.1234567, lon: float = -75.7654321) -> Position:
     return Position(
-        source="u1",
         uid="u1",
         callsign="Unit 7",
         lat=lat,
@@ -37,8 +36,10 @@ def pos(lat: float = 45.1234567, lon: float = -75.7654321) -> Position:
         le=2.0,
         course=90.0,
         speed=1.5,
-        agency="CBSA",
     )
+
+
+SENDER = "ca-cbsa/gw-1"
 
 
 def test_pli_parses_with_all_its_fields() -> None:
@@ -61,7 +62,7 @@ def test_pli_parses_with_all_its_fields() -> None:
 @given(st.floats(-90, 90), st.floats(-180, 180))
 @settings(max_examples=200, deadline=None)
 def test_positions_round_trip_exactly_through_xml_and_both_framings(lat: float, lon: float) -> None:
-    ev = position_event(pos(lat, lon), group="Cyan")
+    ev = position_event(pos(lat, lon), group="Cyan", sender=SENDER)
     for back in (
         parse_xml(build_xml(ev)),
         decode_datagram(encode_mesh(ev)),
@@ -69,16 +70,20 @@ def test_positions_round_trip_exactly_through_xml_and_both_framings(lat: float, 
     ):
         assert isinstance(back, CotEvent)
         assert (back.lat, back.lon) == (lat, lon)  # every decimal kept, not just 6
-        assert back.callsign == "CBSA:Unit 7" and back.group_name == "Cyan"
+        assert back.callsign == "ca-cbsa:Unit 7" and back.group_name == "Cyan"
+        assert back.remarks == f"Crossband position signed by {SENDER}"
+        again = classify(back, NOW)
+        assert isinstance(again, Position) and (again.lat, again.lon) == (lat, lon)
+        assert (again.hae, again.ce, again.le, again.course, again.speed) == (12.25, 5, 2, 90, 1.5)
 
 
 def test_an_independent_parser_reads_six_decimals_from_our_output() -> None:
-    ev = position_event(pos(45.1234567, -75.7654321))
+    ev = position_event(pos(45.1234567, -75.7654321), sender=SENDER)
     msg = takproto.parse_proto(bytearray(encode_mesh(ev)))
     assert round(msg.cotEvent.lat, 7) == 45.1234567 and round(msg.cotEvent.lon, 7) == -75.7654321
     xml_msg = takproto.functions.xml2message(bytearray(build_xml(ev)))
     assert (xml_msg.cotEvent.lat, xml_msg.cotEvent.lon) == (45.1234567, -75.7654321)
-    assert xml_msg.cotEvent.detail.contact.callsign == "CBSA:Unit 7"
+    assert xml_msg.cotEvent.detail.contact.callsign == "ca-cbsa:Unit 7"
     stream = takproto.parse_proto(bytearray(encode_stream(ev)))
     assert stream.cotEvent.uid == "u1" and stream.cotEvent.staleTime == int((NOW + 300) * 1000)
 
@@ -103,7 +108,23 @@ def test_emergency_and_cancel_round_trip() -> None:
     assert (on.type, off.type) == ("b-a-o-tbl", "b-a-o-can")
     for ev, active in ((on, True), (off, False)):
         for back in (parse_xml(build_xml(ev)), decode_datagram(encode_mesh(ev))):
-            assert classify(back, NOW) == EmergencyState(active, "dev-1")
+            assert classify(back, NOW) == EmergencyAlert("dev-1", active)
+    signed = emergency_event(
+        EmergencyState(True, "us-cbp/a", verified=True),
+        device_uid="dev-1",
+        callsign="us-cbp/a",
+        agency=None,
+        now=NOW,
+    )
+    assert signed.remarks == "Crossband emergency signed by us-cbp/a"
+    assert on.remarks == "Crossband emergency claimed by the relay (unverified)"
+
+
+def test_a_pli_that_position_refuses_is_a_coded_refusal() -> None:
+    long_uid = PLI.replace(b'uid="ANDROID-1"', b'uid="' + b"u" * 300 + b'"')
+    with pytest.raises(CotError) as info:
+        classify(ev := parse_xml(long_uid), ev.time)
+    assert info.value.code == "field"
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,8 @@ import pytak
 import pytest
 import takproto
 
-from adapters.base import AdapterEvent, EmergencyState, Text
+from adapters.base import EmergencyAlert, EmergencyState, Position, Text
 from adapters.cot.adapter import CotAdapter, CotConfig
-from adapters.cot.mapping import Position
 
 WAIT = 5.0  # seconds; every wait below fails the test when it runs out
 
@@ -79,7 +78,7 @@ async def inbox() -> AsyncIterator[tuple[UdpInbox, int]]:
 
 async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
     box, box_port = inbox
-    texts, positions, alarms = Seen(), Seen(), Seen()
+    seen = Seen()
     adapter = CotAdapter(
         CotConfig(
             transport="udp",
@@ -88,17 +87,10 @@ async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
             bind_host="127.0.0.1",
             bind_port=0,
             agency="USBP",
-        ),
-        on_position=positions,
-        on_emergency=alarms,
+        )
     )
-    sink: list[AdapterEvent] = []
-
-    def on_event(event: AdapterEvent) -> None:
-        sink.append(event)
-        texts(event)
-
-    await adapter.start(on_event)
+    assert adapter.yields_positions and adapter.takes_positions
+    await adapter.start(seen)
     try:
         _, writer = await pytak.create_udp_client(
             urlparse(f"udp+wo://127.0.0.1:{adapter.udp_port}")
@@ -113,12 +105,12 @@ async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
                 callsign="US 1",
             )
         )
-        got = await positions.next()
+        got = await seen.next()
         assert isinstance(got, Position)
         assert (got.uid, got.callsign, got.lat, got.lon) == ("us-1", "US 1", 45.1234, -75.7654)
         await writer.send(b"<!DOCTYPE x [<!ENTITY a 'b'>]><event>&a;</event>")
         await writer.send(geochat_xml("convoy at gate 3"))
-        assert await texts.next() == Text(source="RCMP 4", body="convoy at gate 3")
+        assert await seen.next() == Text(source="RCMP 4", body="convoy at gate 3")
         assert adapter.refused["dtd"] == 1
         now = time.time()
         await writer.send(
@@ -131,34 +123,34 @@ async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
                 callsign="RCMP 4-Alert",
             )
         )
-        assert await alarms.next() == EmergencyState(True, "ANDROID-9-9-1-1")
+        assert await seen.next() == EmergencyAlert("ANDROID-9-9-1-1", True)
 
         adapter.post("hold position", "Alice")
         msg = takproto.functions.xml2message(bytearray(await asyncio.wait_for(box.got.get(), WAIT)))
         assert msg.cotEvent.type == "b-t-f" and "hold position" in msg.cotEvent.detail.xmlDetail
         assert 'senderCallsign="USBP:Alice"' in msg.cotEvent.detail.xmlDetail
-        adapter.send_position(
+        adapter.show_position(
             Position(
-                source="dev",
                 uid="usbp-7",
                 callsign="Boat 7",
                 lat=48.9876543,
                 lon=-123.1234567,
                 time=now,
                 stale=now + 60,
-                agency="USBP",
-            )
+            ),
+            "us-cbp/gw-blaine",
         )
         msg = takproto.functions.xml2message(bytearray(await asyncio.wait_for(box.got.get(), WAIT)))
         assert (msg.cotEvent.lat, msg.cotEvent.lon) == (48.9876543, -123.1234567)
-        assert msg.cotEvent.detail.contact.callsign == "USBP:Boat 7"
+        assert msg.cotEvent.detail.contact.callsign == "us-cbp:Boat 7"
+        assert "signed by us-cbp/gw-blaine" in msg.cotEvent.detail.xmlDetail
         adapter.emergency(EmergencyState(False, "alice-dev"))
         msg = takproto.functions.xml2message(bytearray(await asyncio.wait_for(box.got.get(), WAIT)))
         assert msg.cotEvent.type == "b-a-o-can" and 'cancel="true"' in msg.cotEvent.detail.xmlDetail
         writer.close()
     finally:
         await adapter.stop()
-    assert all(isinstance(e, Text) for e in sink)
+    assert seen.events.empty()
 
 
 async def test_tcp_to_a_tak_server_in_protobuf_with_reconnect() -> None:
@@ -169,7 +161,7 @@ async def test_tcp_to_a_tak_server_in_protobuf_with_reconnect() -> None:
 
     server = await asyncio.start_server(on_client, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    positions, texts = Seen(), Seen()
+    positions = Seen()
     adapter = CotAdapter(
         CotConfig(
             transport="tcp",
@@ -179,10 +171,9 @@ async def test_tcp_to_a_tak_server_in_protobuf_with_reconnect() -> None:
             agency="CBSA",
             backoff_initial=0.05,
             backoff_max=0.2,
-        ),
-        on_position=positions,
+        )
     )
-    await adapter.start(texts)
+    await adapter.start(positions)
     try:
         reader, writer = await asyncio.wait_for(conns.get(), WAIT)
         event = pytak.gen_cot(
@@ -196,6 +187,12 @@ async def test_tcp_to_a_tak_server_in_protobuf_with_reconnect() -> None:
         assert isinstance(got, Position) and (got.uid, got.lat, got.lon) == ("ca-2", 49.5, -97.25)
         assert isinstance(await positions.next(), Position)
         assert adapter.refused["frame"] == 1
+        # a PLI whose uid Position refuses (over 256 characters): refused, the stream goes on
+        long_uid = pytak.gen_cot(lat=1.0, lon=2.0, uid="u" * 300, stale=60, cot_type="a-f-G")
+        writer.write(long_uid + pytak.gen_cot(lat=1.0, lon=2.0, uid="ca-4", stale=60))
+        got = await positions.next()
+        assert isinstance(got, Position) and got.uid == "ca-4"
+        assert adapter.refused["field"] == 1 and adapter.attempts == 1
 
         await asyncio.wait_for(adapter.connected.wait(), WAIT)
         adapter.post("copy", "Bob")
@@ -261,9 +258,7 @@ async def test_multicast_mesh_between_two_adapters_filters_own_echo() -> None:
                 bind_host="127.0.0.1",
                 wire="proto",
                 agency=agency,
-            ),
-            on_position=seen,
-            on_emergency=seen,
+            )
         )
 
     us_seen, ca_seen = Seen(), Seen()
@@ -276,23 +271,22 @@ async def test_multicast_mesh_between_two_adapters_filters_own_echo() -> None:
         pytest.skip(f"no multicast on loopback: {exc}")
     try:
         now = time.time()
-        us.send_position(
+        us.show_position(
             Position(
-                source="d",
                 uid="usbp-1",
                 callsign="Car 1",
                 lat=48.1234567,
                 lon=-122.7654321,
                 time=now,
                 stale=now + 60,
-                agency="USBP",
-            )
+            ),
+            "us-cbp/gw-1",
         )
         got = await ca_seen.next()
         assert isinstance(got, Position)
-        assert (got.uid, got.callsign, got.lat) == ("usbp-1", "USBP:Car 1", 48.1234567)
+        assert (got.uid, got.callsign, got.lat) == ("usbp-1", "us-cbp:Car 1", 48.1234567)
         ca.emergency(EmergencyState(True, "ca-dev"))
-        assert await us_seen.next() == EmergencyState(True, ca.device_uid)
+        assert await us_seen.next() == EmergencyAlert(ca.device_uid, True)
         ca.post("roger", "Bob")
         assert await us_seen.next() == Text(source="CBSA:Bob", body="roger")
         assert us_seen.events.empty() and ca_seen.events.empty()  # own echoes were dropped

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import configparser
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,77 +13,20 @@ import pytak
 import pytest
 import takproto
 
-from adapters.base import EmergencyState, Text
+from adapters.base import EmergencyAlert, EmergencyState, Position, Text
 from adapters.cot.adapter import CotAdapter, CotConfig
-from adapters.cot.mapping import Position
+from tests.adapters.cot.taky_rig import read_event, taky_server
 from tests.adapters.cot.test_cot_driver import WAIT, Seen, geochat_xml
-
-TAKY = Path(sys.executable).with_name("taky")  # a test dependency (pyproject): never skipped
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def taky(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    conf = configparser.ConfigParser()
-    conf.read_dict(
-        {
-            "taky": {
-                "hostname": "taky.local",
-                "node_id": "TAKY",
-                "bind_ip": "127.0.0.1",
-                "public_ip": "127.0.0.1",
-                "root_dir": str(tmp_path),
-            },
-            "cot_server": {"port": str(port)},
-            "dp_server": {"upload_path": str(tmp_path / "dp")},
-            "ssl": {"enabled": "false"},
-        }
-    )
-    with (tmp_path / "taky.conf").open("w") as f:
-        conf.write(f)
-    proc = subprocess.Popen(
-        [str(TAKY), "-c", str(tmp_path / "taky.conf")],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + WAIT
-        while True:
-            assert proc.poll() is None, "taky exited"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "taky did not listen in time"
-                time.sleep(0.05)
+    with taky_server(tmp_path) as port:
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(WAIT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(WAIT)
-
-
-async def read_event(reader: asyncio.StreamReader, want: str) -> bytes:
-    """The next XML event of type ``want`` that taky relays to the pytak client."""
-    while True:
-        data = await reader.readuntil(b"</event>")
-        if f'type="{want}"'.encode() in data:
-            return data[data.index(b"<event") :]
 
 
 async def test_positions_chat_and_emergency_both_ways_through_taky(taky: int) -> None:
-    positions, texts, alarms = Seen(), Seen(), Seen()
+    seen = Seen()
     adapter = CotAdapter(
         CotConfig(
             transport="tcp",
@@ -96,11 +36,9 @@ async def test_positions_chat_and_emergency_both_ways_through_taky(taky: int) ->
             agency="USBP",
             group="Cyan",
             backoff_initial=0.05,
-        ),
-        on_position=positions,
-        on_emergency=alarms,
+        )
     )
-    await adapter.start(texts)
+    await adapter.start(seen)
     conf = configparser.ConfigParser()
     conf["x"] = {"COT_URL": f"tcp://127.0.0.1:{taky}"}
     reader, writer = await pytak.protocol_factory(conf["x"])
@@ -117,10 +55,10 @@ async def test_positions_chat_and_emergency_both_ways_through_taky(taky: int) ->
                 callsign="RCMP 4",
             )
         )
-        got = await positions.next()
+        got = await seen.next()
         assert isinstance(got, Position) and (got.uid, got.callsign) == ("ANDROID-9", "RCMP 4")
         writer.write(geochat_xml("vessel inbound"))
-        assert await texts.next() == Text(source="RCMP 4", body="vessel inbound")
+        assert await seen.next() == Text(source="RCMP 4", body="vessel inbound")
         writer.write(
             pytak.gen_cot(
                 lat=49.0,
@@ -131,22 +69,21 @@ async def test_positions_chat_and_emergency_both_ways_through_taky(taky: int) ->
                 callsign="RCMP 4-Alert",
             )
         )
-        assert await alarms.next() == EmergencyState(True, "ANDROID-9-9-1-1")
+        assert await seen.next() == EmergencyAlert("ANDROID-9-9-1-1", True)
         await writer.drain()
 
         # the channel side: a position, a chat message and an emergency come out at the client
         now = time.time()
-        adapter.send_position(
+        adapter.show_position(
             Position(
-                source="dev",
                 uid="usbp-boat-7",
                 callsign="Boat 7",
                 lat=48.9876543,
                 lon=-123.1234567,
                 time=now,
                 stale=now + 120,
-                agency="USBP",
-            )
+            ),
+            "usbp/gw-1",
         )
         msg = takproto.functions.xml2message(
             bytearray(await asyncio.wait_for(read_event(reader, "a-f-G-U-C"), WAIT))
@@ -154,7 +91,7 @@ async def test_positions_chat_and_emergency_both_ways_through_taky(taky: int) ->
         # taky re-serialises the point with 6 decimals: exactly the precision required
         assert abs(msg.cotEvent.lat - 48.9876543) <= 5e-7
         assert abs(msg.cotEvent.lon + 123.1234567) <= 5e-7
-        assert msg.cotEvent.detail.contact.callsign == "USBP:Boat 7"
+        assert msg.cotEvent.detail.contact.callsign == "usbp:Boat 7"
         assert msg.cotEvent.detail.group.name == "Cyan"
         adapter.post("hold at the buoy", "Alice")
         chat = await asyncio.wait_for(read_event(reader, "b-t-f"), WAIT)
