@@ -143,12 +143,16 @@ class XmppAdapter(Adapter):
 def xmpp_adapters(
     config: XmppConfig,
     *,
-    plaintext: bool = False,
+    plaintext: bool | None = None,
     ca_file: str | None = None,
     where: str = "xmpp",
 ) -> list[tuple[str, XmppAdapter]]:
-    """``(channel, adapter)`` for every room of ``config``, the password read once."""
+    """``(channel, adapter)`` for every room of ``config``, the password read once;
+    ``plaintext`` and ``ca_file`` default to the config's ``tls`` and ``ca_file``."""
     password = read_password(config.password_file, f"{where}.password_file")
+    if plaintext is None:
+        plaintext = config.tls == "none"
+    ca_file = ca_file if ca_file is not None else config.ca_file
     return [
         (
             r.channel,

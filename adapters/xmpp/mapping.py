@@ -5,6 +5,8 @@
       jid: gw@example               # the bridge's account
       password_file: /etc/crossband/xmpp.pass
       bridge: us-cbp/xmpp-gw        # name shown in relayed aliases (default: the jid)
+      tls: starttls                 # required and verified; "none" only on loopback
+      ca_file: /etc/crossband/xmpp-ca.pem   # optional: trust this CA for the server
       rooms:
         - {room: incident@conference.example, nick: us-cbp-gw, channel: shiprider-7}
 
@@ -23,7 +25,7 @@ from adapters.errors import AdapterConfigError
 
 __all__ = ["RoomMapping", "XmppConfig", "load_xmpp_config"]
 
-_TOP = {"server", "jid", "password_file", "bridge", "rooms"}
+_TOP = {"server", "jid", "password_file", "bridge", "rooms", "tls", "ca_file"}
 _ROOM = {"room", "nick", "channel"}
 
 
@@ -42,6 +44,8 @@ class XmppConfig:
     password_file: str
     bridge: str
     rooms: tuple[RoomMapping, ...]
+    tls: str = "starttls"  # or "none": plaintext, allowed on loopback only (the driver checks)
+    ca_file: str | None = None  # a CA to trust for the server's certificate (else the system's)
 
 
 def _string(d: Mapping[str, Any], key: str, where: str) -> str:
@@ -92,4 +96,10 @@ def load_xmpp_config(section: object, where: str = "xmpp") -> XmppConfig:
             raise AdapterConfigError(f"{at}.room", f"{room} is mapped twice")
         seen.add(room)
         rooms.append(RoomMapping(room, _string(r, "nick", at), _string(r, "channel", at)))
-    return XmppConfig(host, int(port_s), jid, password_file, bridge, tuple(rooms))
+    tls = section.get("tls", "starttls")
+    if tls not in ("starttls", "none"):
+        raise AdapterConfigError(f"{where}.tls", "must be starttls or none (loopback only)")
+    ca_file = _string(section, "ca_file", where) if "ca_file" in section else None
+    return XmppConfig(
+        host, int(port_s), jid, password_file, bridge, tuple(rooms), str(tls), ca_file
+    )

@@ -16,6 +16,9 @@ RTP gateway mappings::
     passphrase_env: CROSSBAND_DEVICE_PASS     # optional
     revocation_lists: [us-cbp.crl]            # optional
     rtp: {...}                                # optional, see adapters/rtp/mapping.py
+    xmpp: {...}                               # optional, see adapters/xmpp/mapping.py
+    mumble: {...}                             # optional, see adapters/mumble/config.py
+    cot: {...}                                # optional, see adapters/cot/config.py
 
 Every problem with the file, or with a file it names, is one ``ConfigError`` line naming the
 file, the setting and the problem (exit status 2). The process logs what happens (talker
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -36,10 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bridge.cli.native import NativeSections, load_native, native_bindings
 from bridge.config import EndpointSettings, config_error, parse_settings, read_yaml
 from bridge.endpoint import events as ev
 from bridge.endpoint.endpoint import Endpoint
-from bridge.gateway import Binding, ChannelAudio, Gateway
+from bridge.gateway import Gateway
 from crypto.agreement import RevocationList, verify_revocation_list
 from crypto.errors import CrossbandError
 from crypto.identity import Credential, TrustBundle, verify_credential
@@ -53,36 +58,25 @@ log = logging.getLogger("crossband.endpoint")
 
 @dataclass(frozen=True)
 class EndpointConfig:
-    """A validated endpoint.yaml: its settings, and its RTP mappings checked by the adapter."""
+    """A validated endpoint.yaml: its settings, and its native sections checked by the adapters."""
 
     source: Path
     settings: EndpointSettings
-    rtp: list[ChannelMapping] = field(default_factory=list)
+    native: NativeSections = field(default_factory=NativeSections)
+
+    @property
+    def rtp(self) -> list[ChannelMapping]:
+        return self.native.rtp
 
 
 def endpoint_config(data: Any, source: str | Path) -> EndpointConfig:
     """Validate a parsed endpoint.yaml document (``source`` names the file in errors)."""
-    settings = parse_settings(EndpointSettings, data, source)
-    rtp = [] if settings.rtp is None else rtp_mappings(settings.rtp, source)
-    return EndpointConfig(Path(source), settings, rtp)
+    s = parse_settings(EndpointSettings, data, source)
+    return EndpointConfig(Path(source), s, load_native(s.rtp, s.xmpp, s.mumble, s.cot, source))
 
 
 def load_endpoint_config(path: str | Path) -> EndpointConfig:
     return endpoint_config(read_yaml(path), path)
-
-
-def rtp_mappings(section: dict[Any, Any], source: str | Path) -> list[ChannelMapping]:
-    """The ``rtp`` section through the RTP adapter's own loader; its errors named by file."""
-    from adapters.errors import AdapterConfigError, AdapterError
-    from adapters.rtp.mapping import load_gateway_config
-
-    try:
-        return load_gateway_config(section)
-    except AdapterConfigError as exc:
-        setting = exc.setting if exc.setting.startswith("rtp") else f"rtp.{exc.setting}"
-        raise config_error(source, setting, exc.problem) from None
-    except AdapterError as exc:
-        raise config_error(source, "rtp", str(exc)) from None
 
 
 def _why(exc: BaseException) -> str:
@@ -179,24 +173,15 @@ def describe(event: ev.Event) -> str:
             return f"event={type(event).__name__.lower()}"
 
 
-def rtp_gateway(endpoint: Endpoint, cfg: EndpointConfig) -> Gateway:
-    """The gateway of the ``rtp`` section: one RTP adapter per channel mapping."""
-    from adapters.rtp.adapter import RtpAdapter
-
-    bindings = []
-    for i, m in enumerate(cfg.rtp):
-        try:
-            audio = ChannelAudio(m.codec, m.bitrate, m.jitter_min_ms, m.jitter_max_ms)
-            bindings.append(Binding(m.channel, RtpAdapter(m), audio))
-        except ValueError as exc:
-            raise config_error(cfg.source, f"rtp.channels[{i}]", str(exc)) from None
-    return Gateway(endpoint, bindings)
+def native_gateway(endpoint: Endpoint, cfg: EndpointConfig) -> Gateway:
+    """The gateway of the native sections: one adapter per mapped channel."""
+    return Gateway(endpoint, native_bindings(cfg.native, cfg.source))
 
 
 async def run_endpoint(cfg: EndpointConfig) -> None:
     loop = asyncio.get_running_loop()
     endpoint = build_endpoint(cfg, time.time())
-    gateway = rtp_gateway(endpoint, cfg) if cfg.rtp else None
+    gateway = native_gateway(endpoint, cfg) if cfg.native else None
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -205,6 +190,10 @@ async def run_endpoint(cfg: EndpointConfig) -> None:
     try:
         if gateway is not None:
             await gateway.start(pump_events=False)  # binds the RTP inputs: may fail (OSError)
+        # What start-up built lives as long as the process: frozen, full collections walk
+        # only what is young and cannot stall voice for the whole heap (as the relay does).
+        gc.collect()
+        gc.freeze()
         pinned = "pinned" if cfg.settings.relay_key is not None else "not pinned"
         print(
             f"crossband endpoint {endpoint.device} -> {cfg.settings.relay} ({pinned})", flush=True

@@ -3,9 +3,9 @@
 ``relay_key`` pins the relay: the base64url public key that ``crossband keys relay`` prints.
 With it, the endpoint accepts a relay only if the relay signs the device's own fresh nonce with
 that key. ``tls_ca`` names the PEM file of the CA(s) that signed the relay's TLS certificate
-(``wss://`` only); without it the system's CAs are trusted. The ``rtp`` section is checked by
-the RTP adapter's own loader (:func:`adapters.rtp.mapping.load_gateway_config`), called by
-``bridge.cli.endpoint``.
+(``wss://`` only); without it the system's CAs are trusted. The native sections (``rtp``,
+``xmpp``, ``mumble``, ``cot``) are checked by their adapters' own loaders, called by
+``bridge.cli.native``.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ class EndpointSettings(Settings):
     tls_ca: ConfigPath | None = None
     revocation_lists: list[ConfigPath] = []
     rtp: dict[Any, Any] | None = None  # checked by the RTP adapter (adapters/rtp/mapping.py)
+    # the other native sections, each checked by its adapter's loader (bridge/cli/native.py)
+    xmpp: dict[Any, Any] | None = None
+    mumble: dict[Any, Any] | None = None
+    cot: dict[Any, Any] | None = None
 
     @field_validator("revocation_lists", mode="before")
     @classmethod
