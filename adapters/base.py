@@ -124,7 +124,10 @@ class TalkEnd:
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """A text message from the native side."""
+    """A text message from the native side; ``source`` names its native author
+    (``"xmpp:alice"``, ``"mumble:bob"``, ``"cot:USBP 7"``). The bridge's device signs what it
+    relays, so the gateway sends ``"<source> via <device>: <body>"``: nobody takes the alias
+    for the author's own signature."""
 
     source: str
     body: str

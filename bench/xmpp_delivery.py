@@ -119,7 +119,6 @@ async def run(n: int, tmp: Path, far: bool = True) -> dict[str, list[float]]:
                 "server": f"127.0.0.1:{server.port}",
                 "jid": server.jid("gw"),
                 "password_file": "/unused",
-                "bridge": "bench/xmpp-gw",
                 "rooms": [{"room": room, "nick": "gw", "channel": "bench"}],
             }
         )

@@ -47,7 +47,8 @@ def classify(event: CotEvent, now: float) -> Position | Text | EmergencyAlert | 
     if event.is_chat:
         if not event.remarks or not event.remarks.strip():
             return None
-        return Text(source=event.callsign or event.sender_uid or event.uid, body=event.remarks)
+        author = event.callsign or event.sender_uid or event.uid
+        return Text(source=f"cot:{author}", body=event.remarks)
     if event.is_emergency:
         device = event.sender_uid or event.uid
         cancelled = event.type == CANCEL_TYPE or event.emergency_cancel

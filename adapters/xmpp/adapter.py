@@ -5,7 +5,7 @@ For one :class:`~adapters.xmpp.mapping.RoomMapping` of an
 the bridge account joined to the room (reconnecting, rejoining, draining what waited):
 
 * **room → channel**: every live groupchat message of somebody else becomes
-  ``Text(source=<room jid>, body="xmpp:<nick> via <bridge>: <text>")``: the bridge's device
+  ``Text(source="xmpp:<nick>", body=<text>)`` (the gateway relays it as "xmpp:<nick> via <device>: <text>"): the bridge's device
   signs it, and the alias says so. Our own echo, history (delay-tagged) and empty bodies
   (the subject) are dropped (:func:`adapters.xmpp.room.inbound_text`);
 * **channel → room**: :meth:`post` writes ``"[<sender>] <text>"``; :meth:`talk_ended` a
@@ -122,7 +122,7 @@ class XmppAdapter(Adapter):
 
     def _on_message(self, msg: RoomMessage) -> None:
         sink = self._sink
-        text = inbound_text(msg, self.driver.nick, self.config.bridge)
+        text = inbound_text(msg, self.driver.nick)
         if sink is not None and text is not None:
             sink(text)
 

@@ -4,7 +4,6 @@
       server: 127.0.0.1:5222        # host:port
       jid: gw@example               # the bridge's account
       password_file: /etc/crossband/xmpp.pass
-      bridge: us-cbp/xmpp-gw        # name shown in relayed aliases (default: the jid)
       tls: starttls                 # required and verified; "none" only on loopback
       ca_file: /etc/crossband/xmpp-ca.pem   # optional: trust this CA for the server
       rooms:
@@ -25,7 +24,7 @@ from adapters.errors import AdapterConfigError
 
 __all__ = ["RoomMapping", "XmppConfig", "load_xmpp_config"]
 
-_TOP = {"server", "jid", "password_file", "bridge", "rooms", "tls", "ca_file"}
+_TOP = {"server", "jid", "password_file", "rooms", "tls", "ca_file"}
 _ROOM = {"room", "nick", "channel"}
 
 
@@ -42,7 +41,6 @@ class XmppConfig:
     port: int
     jid: str
     password_file: str
-    bridge: str
     rooms: tuple[RoomMapping, ...]
     tls: str = "starttls"  # or "none": plaintext, allowed on loopback only (the driver checks)
     ca_file: str | None = None  # a CA to trust for the server's certificate (else the system's)
@@ -80,7 +78,6 @@ def load_xmpp_config(section: object, where: str = "xmpp") -> XmppConfig:
         raise AdapterConfigError(f"{where}.server", "must be host:port (port 1-65535)")
     jid = _bare_jid(_string(section, "jid", where), f"{where}.jid")
     password_file = _string(section, "password_file", where)
-    bridge = _string(section, "bridge", where) if "bridge" in section else jid
     rooms_v = section.get("rooms")
     if not isinstance(rooms_v, list) or not rooms_v:
         raise AdapterConfigError(f"{where}.rooms", "must be a non-empty list")
@@ -101,5 +98,5 @@ def load_xmpp_config(section: object, where: str = "xmpp") -> XmppConfig:
         raise AdapterConfigError(f"{where}.tls", "must be starttls or none (loopback only)")
     ca_file = _string(section, "ca_file", where) if "ca_file" in section else None
     return XmppConfig(
-        host, int(port_s), jid, password_file, bridge, tuple(rooms), str(tls), ca_file
+        host, int(port_s), jid, password_file, tuple(rooms), str(tls), ca_file
     )

@@ -35,11 +35,12 @@ class RoomMessage:
     delayed: bool = False  # carried a XEP-0203 delay: history replay on join
 
 
-def inbound_text(msg: RoomMessage, own_nick: str, bridge: str) -> Text | None:
-    """The Text event for a room message, or None for our own echo, history or empty bodies."""
+def inbound_text(msg: RoomMessage, own_nick: str) -> Text | None:
+    """The Text event for a room message (its author ``xmpp:<nick>``; the gateway adds "via
+    <the bridge device>"), or None for our own echo, history or empty bodies."""
     if msg.delayed or not msg.nick or msg.nick == own_nick or not msg.body.strip():
         return None
-    return Text(source=msg.room, body=f"xmpp:{msg.nick} via {bridge}: {msg.body}")
+    return Text(source=f"xmpp:{msg.nick}", body=msg.body)
 
 
 def format_post(text: str, sender: str) -> str:

@@ -154,8 +154,8 @@ class ChannelGateway:
     def on_adapter_event(self, event: AdapterEvent) -> None:
         """The adapter's sink: one event from the native side."""
         s = self.sender
-        if isinstance(event, Text):
-            self._queue_text(event.body)
+        if isinstance(event, Text):  # the bridge signs: the alias says so (adapters.base.Text)
+            self._queue_text(f"{event.source} via {self._endpoint.device}: {event.body}")
         elif isinstance(event, Position) and self.positions is not None:
             self.positions.offer(event)
         elif isinstance(event, EmergencyAlert):

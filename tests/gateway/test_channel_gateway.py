@@ -119,6 +119,7 @@ async def test_audio_the_binding_cannot_carry_is_counted() -> None:
 
 
 async def test_texts_are_sent_in_order_and_a_failure_is_counted() -> None:
+    """... each under its native author's alias, "via" the bridge device that signs it."""
     gw, ad, ep = channel()
     await gw.start()
     ep.text_error = RelayError("not-member")
@@ -128,7 +129,8 @@ async def test_texts_are_sent_in_order_and_a_failure_is_counted() -> None:
     for body in ("second", "third", "fourth"):
         ad.emit(Text("room/alice", body))
     await until(lambda: gw.stats.texts_sent == 3)
-    assert ep.texts == ["second", "third", "fourth"]
+    via = f"room/alice via {ep.device}: "
+    assert ep.texts == [via + "second", via + "third", via + "fourth"]
     await gw.aclose()
 
 
@@ -141,7 +143,7 @@ async def test_texts_beyond_the_queue_are_dropped_not_buffered_without_bound() -
     assert gw.stats.texts_dropped == 3
     ep.text_gate.set()
     await until(lambda: gw.stats.texts_sent == 2)
-    assert ep.texts == ["t0", "t1"]
+    assert ep.texts == [f"room via {ep.device}: t0", f"room via {ep.device}: t1"]
     await gw.aclose()
 
 

@@ -110,7 +110,7 @@ async def test_udp_with_pytak_and_takproto(inbox: tuple[UdpInbox, int]) -> None:
         assert (got.uid, got.callsign, got.lat, got.lon) == ("us-1", "US 1", 45.1234, -75.7654)
         await writer.send(b"<!DOCTYPE x [<!ENTITY a 'b'>]><event>&a;</event>")
         await writer.send(geochat_xml("convoy at gate 3"))
-        assert await seen.next() == Text(source="RCMP 4", body="convoy at gate 3")
+        assert await seen.next() == Text(source="cot:RCMP 4", body="convoy at gate 3")
         assert adapter.refused["dtd"] == 1
         now = time.time()
         await writer.send(
@@ -288,7 +288,7 @@ async def test_multicast_mesh_between_two_adapters_filters_own_echo() -> None:
         ca.emergency(EmergencyState(True, "ca-dev"))
         assert await us_seen.next() == EmergencyAlert(ca.device_uid, True)
         ca.post("roger", "Bob")
-        assert await us_seen.next() == Text(source="CBSA:Bob", body="roger")
+        assert await us_seen.next() == Text(source="cot:CBSA:Bob", body="roger")
         assert us_seen.events.empty() and ca_seen.events.empty()  # own echoes were dropped
     finally:
         await us.stop()

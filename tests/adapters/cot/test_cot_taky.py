@@ -58,7 +58,7 @@ async def test_positions_chat_and_emergency_both_ways_through_taky(taky: int) ->
         got = await seen.next()
         assert isinstance(got, Position) and (got.uid, got.callsign) == ("ANDROID-9", "RCMP 4")
         writer.write(geochat_xml("vessel inbound"))
-        assert await seen.next() == Text(source="RCMP 4", body="vessel inbound")
+        assert await seen.next() == Text(source="cot:RCMP 4", body="vessel inbound")
         writer.write(
             pytak.gen_cot(
                 lat=49.0,

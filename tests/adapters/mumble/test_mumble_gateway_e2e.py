@@ -160,7 +160,9 @@ async def test_mumble_and_rtp_radio_across_the_relay(murmur: Murmur, tmp_path: P
             # -- chat both ways
             alice.driver.send_text("vessel <b>seven</b> &amp; tender")
             await until(lambda: at_b, 10)
-            assert [m.body.decode() for m in at_b] == ["vessel seven & tender"]
+            assert [m.body.decode() for m in at_b] == [
+                f"mumble:alice via {rig.a.device}: vessel seven & tender"
+            ]
             assert at_b[0].sender == rig.a.device  # the bridge signs what it relays
             await rig.b.send_text(CH, "copy, holding")
             await until(lambda: alice.of(TextReceived), 10)

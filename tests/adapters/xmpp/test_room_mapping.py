@@ -15,10 +15,10 @@ from adapters.xmpp.room import (
 R = "incident@conference.example"
 
 
-def test_inbound_text_carries_nick_and_bridge():
-    t = inbound_text(RoomMessage(R, "alice", "hi"), "gw", "us-cbp/xmpp-gw")
-    assert t is not None and t.source == R
-    assert t.body == "xmpp:alice via us-cbp/xmpp-gw: hi"
+def test_inbound_text_names_its_author():
+    t = inbound_text(RoomMessage(R, "alice", "hi"), "gw")
+    assert t is not None and t.source == "xmpp:alice"
+    assert t.body == "hi"
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_inbound_text_carries_nick_and_bridge():
     ],
 )
 def test_inbound_text_skips(msg):
-    assert inbound_text(msg, "gw", "b") is None
+    assert inbound_text(msg, "gw") is None
 
 
 def test_formats():
@@ -64,7 +64,7 @@ GOOD = {
 
 def test_good_config():
     c = load_xmpp_config(GOOD)
-    assert (c.host, c.port, c.bridge) == ("127.0.0.1", 5222, "gw@example")
+    assert (c.host, c.port, c.jid) == ("127.0.0.1", 5222, "gw@example")
     assert c.rooms[0].room == R
 
 
