@@ -5,9 +5,10 @@ For one :class:`~adapters.xmpp.mapping.RoomMapping` of an
 the bridge account joined to the room (reconnecting, rejoining, draining what waited):
 
 * **room → channel**: every live groupchat message of somebody else becomes
-  ``Text(source="xmpp:<nick>", body=<text>)`` (the gateway relays it as "xmpp:<nick> via <device>: <text>"): the bridge's device
-  signs it, and the alias says so. Our own echo, history (delay-tagged) and empty bodies
-  (the subject) are dropped (:func:`adapters.xmpp.room.inbound_text`);
+  ``Text(source="xmpp:<nick>", body=<text>)``, relayed by the gateway as
+  ``"xmpp:<nick> via <device>: <text>"``: the bridge's device signs it, and the alias says
+  so. Our own echo, history (delay-tagged) and empty bodies (the subject) are dropped
+  (:func:`adapters.xmpp.room.inbound_text`);
 * **channel → room**: :meth:`post` writes ``"[<sender>] <text>"``; :meth:`talk_ended` a
   burst notice (``"<talker> talked, verified"``); :meth:`emergency` the raised/cleared notice,
   saying whether a member signed it or only the relay claims it. The gateway calls

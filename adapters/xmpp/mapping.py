@@ -97,6 +97,4 @@ def load_xmpp_config(section: object, where: str = "xmpp") -> XmppConfig:
     if tls not in ("starttls", "none"):
         raise AdapterConfigError(f"{where}.tls", "must be starttls or none (loopback only)")
     ca_file = _string(section, "ca_file", where) if "ca_file" in section else None
-    return XmppConfig(
-        host, int(port_s), jid, password_file, tuple(rooms), str(tls), ca_file
-    )
+    return XmppConfig(host, int(port_s), jid, password_file, tuple(rooms), str(tls), ca_file)

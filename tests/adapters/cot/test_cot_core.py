@@ -94,7 +94,8 @@ def test_geochat_round_trips_to_text() -> None:
     )
     for back in (parse_xml(build_xml(ev)), decode_datagram(encode_mesh(ev))):
         assert back.is_chat and back.chat_room == "All Chat Rooms"
-        assert classify(back, NOW) == Text(source="cot:USBP:Alice", body="north gate <clear> & quiet")
+        want = Text(source="cot:USBP:Alice", body="north gate <clear> & quiet")
+        assert classify(back, NOW) == want
         assert back.sender_uid == "dev-1"
 
 
