@@ -15,17 +15,27 @@ from pathlib import Path
 
 import pytest
 
+from adapters.rtp.packet import RtpPacket
 from tests.adapters.gateway_rig import speech_like
 from tests.links.bridge import RATE, close_bridge, open_bridge, speak
 from tests.links.jitter_model import play_through
+from tests.links.scoring import FRAME as FRAME_TICKS
 from tests.links.scoring import continuity, match, placed_audio
 from tests.rigs.impair import Impairment
 from tests.rigs.signals import from_pcm16, write_wav
+from tests.rigs.stalls import LoopStalls
 from tests.rigs.tools import require_tool, skip_unavailable
 
 SECONDS = 3.0
 FRAMES = int(SECONDS * 50)
 SETTLE = 0.4  # seconds in which the far buffer grows from 20 ms to the link's jitter
+
+
+def ts_gaps_s(packets: list[tuple[float, RtpPacket]]) -> list[float]:
+    """Each jump of the RTP timestamp beyond one frame, in seconds of media time."""
+    pkts = [p for _t, p in packets]
+    steps = [(b.timestamp - a.timestamp) % (1 << 32) for a, b in zip(pkts, pkts[1:])]
+    return [(s - FRAME_TICKS) / (FRAME_TICKS * 50) for s in steps if s != FRAME_TICKS]
 
 
 def jitter(seed: int) -> Impairment:
@@ -60,8 +70,9 @@ async def test_voice_across_80_ms_jitter_both_ways(tmp_path: Path) -> None:
     wav = write_wav(tmp_path / "in.wav", ref, RATE)
     b = await open_bridge(tmp_path, up=jitter(1), down=jitter(2))
     try:
-        down = await speak(b, wav, SECONDS, to_vessel=True)
-        up = await speak(b, wav, SECONDS, to_vessel=False)
+        async with LoopStalls() as stalls:  # this process not scheduled: not the bridge's gap
+            down = await speak(b, wav, SECONDS, to_vessel=True)
+            up = await speak(b, wav, SECONDS, to_vessel=False)
         udp = b.link.udp
         assert udp is not None
         assert udp.back.sent >= FRAMES and udp.forward.sent >= FRAMES  # it went through it
@@ -73,7 +84,14 @@ async def test_voice_across_80_ms_jitter_both_ways(tmp_path: Path) -> None:
         print(f"\n80 ms jitter, {name}: {c} {m} {heard.mixer}")
         assert heard.sender.returncode == 0 and heard.sender.warnings == []
         assert c.bursts == 1, f"{name}: the transmission was split ({c})"
-        assert c.seq_gaps == 0 and c.ts_gaps == 0, f"{name}: the RTP stream has gaps ({c})"
+        # A gap in the timestamps is the far gateway's output stopping: excused only by as
+        # many stalls of this process (it runs that gateway) of at least its length
+        gaps = ts_gaps_s(heard.packets)
+        excused = len(gaps) <= stalls.longer_than(0.06) and all(
+            g <= stalls.longest + 0.02 for g in gaps
+        )
+        print(f"{name}: timestamp gaps {gaps}, loop stalls {stalls.stalls}")
+        assert c.seq_gaps == 0 and (not gaps or excused), f"{name}: the RTP stream has gaps ({c})"
         assert SECONDS <= c.seconds <= SECONDS + 0.6, c  # nothing cut, a bounded tail
         # bounded concealment: frames late at the far jitter buffer, its growth, the tail
         assert heard.mixer.late <= 20, heard.mixer  # without the fix: 58-91
