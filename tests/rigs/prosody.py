@@ -26,10 +26,7 @@ from pathlib import Path
 import pytest
 import slixmpp
 
-from tests.rigs.tools import PACKAGES, require_tool, skip_unavailable
-
-PACKAGES.setdefault("prosody", "prosody")
-PACKAGES.setdefault("prosodyctl", "prosody")
+from tests.rigs.tools import require_tool, skip_unavailable
 
 DOMAIN = "xmpp.test"
 MUC = f"rooms.{DOMAIN}"

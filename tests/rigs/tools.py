@@ -20,6 +20,14 @@ PACKAGES = {
     "ffmpeg": "ffmpeg",
     "espeak-ng": "espeak-ng",
     "sox": "sox",
+    "murmurd": "mumble-server",
+    "prosody": "prosody",
+    "prosodyctl": "prosody",
+    "sipp": "sip-tester",
+    "baresip": "baresip",
+    "chromium": "chromium",
+    "systemd-analyze": "systemd",
+    "systemd-sysusers": "systemd",
 }
 
 
