@@ -8,8 +8,10 @@ Theory of operation
   and :meth:`~EndpointCore.receive_media`, each with ``now``;
 - API calls: commits, texts, talk bursts, floor requests, lookups, revocations;
 - time: :meth:`~EndpointCore.handle_timer` when :meth:`~EndpointCore.get_timer` says (the UDP
-  tail before a floor release, a burst seal's wait, old epoch keys to erase, and forgetting the
-  message ids the relay can no longer redeliver: :mod:`bridge.endpoint.seen`);
+  tail before a floor release, a burst seal's wait, old epoch keys to erase, forgetting the
+  message ids the relay can no longer redeliver: :mod:`bridge.endpoint.seen`; our signed
+  commit confirmations and the freshness alarms: :mod:`bridge.endpoint.confirmations`; a
+  relay emergency nobody signed: :mod:`bridge.endpoint.emergency_watch`);
 - finished commit verifications: :meth:`~EndpointCore.job_done`.
 
 What it wants done is read back: :meth:`~EndpointCore.data_to_send` (control messages, in
@@ -31,6 +33,7 @@ after decryption is counted in ``stats["malformed_content"]`` and dropped the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -40,22 +43,24 @@ from typing import Any
 
 from bridge.endpoint import events as ev
 from bridge.endpoint.commits import ChannelBook
+from bridge.endpoint.confirmations import Confirmations
 from bridge.endpoint.emergency import KIND as EMERGENCY
 from bridge.endpoint.emergency import SignedEmergencies
 from bridge.endpoint.emergency import body as emergency_body
+from bridge.endpoint.emergency_watch import EmergencyWatch
 from bridge.endpoint.floorview import FloorView
 from bridge.endpoint.output import Answer, Output, VerifyJob
 from bridge.endpoint.receive import MALFORMED_CONTENT, MALFORMED_FROM_RELAY, Delivery, RelayInput
 from bridge.endpoint.seen import SEEN_TTL, SeenIds
 from bridge.endpoint.state import EndpointState
 from bridge.endpoint.voice import VoicePath, due
-from bridge.errors import LocalProtocolError
+from bridge.errors import LocalProtocolError, RemoteProtocolError
 from bridge.wire import control as p
 from bridge.wire.codes import Code
 from crypto.agreement import Agreement, RevocationList
 from crypto.channel import Commit, CommitBundle
-from crypto.errors import Refusal, VerificationError
-from crypto.group import CONTEXT_VOICE, ChannelMember, NotPermittedError
+from crypto.errors import CryptoError, Refusal, VerificationError
+from crypto.group import CONTEXT_VOICE, ChannelMember, NotPermittedError, PreparedCommit
 from crypto.identity import Credential, DeviceKeys, TrustBundle, verify_credential
 from crypto.messages import BurstSeal
 
@@ -81,6 +86,8 @@ STATS = (
     "checkpoints_refused",  # checkpoints that did not verify
     "checkpoints_misbound",  # checkpoints for another channel, commit or KID
     "forgery_alarms",  # frames under a KID whose talker did not sign them
+    "confirmations",  # members' signed commit confirmations accepted
+    "confirmations_refused",  # confirmations that did not verify or name no member we know
 )
 
 
@@ -117,6 +124,9 @@ class EndpointCore(RelayInput):
         self.voice = VoicePath(self.out, self.stats, udp=transport == "udp")
         self.floorview = FloorView(self.device, self.out)
         self.emergencies = SignedEmergencies(self.out)
+        self.watch = EmergencyWatch(self.device, self.out, self.emergencies.declared)
+        refresh = lambda ch, m, t: self.build_commit(ch, m, None, None, None, t)  # noqa: E731
+        self.confirms = Confirmations(keys.sign, self.book, self.out, self.stats, refresh)
         self.seen = SeenIds(state, seen_ttl)
         self.channel_no: dict[str, int] = {}
         self._by_no: dict[int, str] = {}
@@ -127,6 +137,7 @@ class EndpointCore(RelayInput):
         self._tails: dict[str, _Tail] = {}
         self.stalled = self._reconnect = False
         self.book.restore(now)
+        self.confirms.sync(now)
 
     @property
     def floor(self) -> dict[str, str | None]:
@@ -185,8 +196,9 @@ class EndpointCore(RelayInput):
         times += [t for m in self.channels.values() if (t := m.get_timer()) is not None]
         if (seal := self.voice.get_timer()) is not None:
             times.append(seal)
-        if (prune := self.seen.get_timer()) is not None:
-            times.append(prune)
+        for part in (self.seen, self.confirms, self.watch):
+            if (t := part.get_timer()) is not None:
+                times.append(t)
         return min(times, default=None)
 
     def handle_timer(self, now: float) -> None:
@@ -199,6 +211,33 @@ class EndpointCore(RelayInput):
             if t is not None and now >= t:
                 member.expire(now)
         self.seen.handle_timer(now)
+        self.confirms.handle_timer(now)
+        self.watch.handle_timer(now)
+
+    # -- input the freshness rules see first (bridge.endpoint.receive does the rest) -----------
+
+    def receive_control(self, data: str | bytes | dict[str, Any], now: float) -> None:
+        """One control message from the relay (text, or already parsed). Never raises."""
+        msg: Any = data
+        if isinstance(data, str | bytes) and len(data) <= p.MAX_CONTROL:
+            with contextlib.suppress(RemoteProtocolError):
+                msg = p.parse_json(data)  # what does not parse: the receiver counts it
+        if isinstance(msg, dict) and msg.get("t") == "confirm":
+            try:
+                self.confirms.on_relay(msg, now)
+            except RemoteProtocolError:
+                self._malformed()
+        else:
+            super().receive_control(msg, now)
+
+    def _dispatch(self, msg: dict[str, Any], now: float) -> None:
+        super()._dispatch(msg, now)
+        if msg["t"] == "floor" and msg["event"] == "emergency" and msg["ch"] in self.channels:
+            self.watch.on_relay(msg["ch"], bool(msg.get("active")), msg.get("device"), now)
+
+    def job_done(self, job: VerifyJob, result: PreparedCommit | CryptoError, now: float) -> None:
+        super().job_done(job, self.confirms.check_join(job, result, now), now)
+        self.confirms.sync(now)
 
     # -- API: commits, directory, revocations ---------------------------------------------------
 
@@ -260,7 +299,9 @@ class EndpointCore(RelayInput):
         """Sign, encrypt and send a message; answered ``("msg", id)`` once the relay holds it
         durably. Kept and resent after every reconnect until then."""
         msg_id = uuid.uuid4().hex
-        _msg, frame = self._member(ch).sign_message(msg_id, kind, body, int(now * 1000))
+        member = self._member(ch)
+        self.confirms.check_send(ch, now)  # StaleEpochError: not on a stale or passed epoch
+        _msg, frame = member.sign_message(msg_id, kind, body, int(now * 1000))
         self._texts.add(msg_id)
         self.post(ch, msg_id, frame)
         return msg_id
@@ -310,6 +351,7 @@ class EndpointCore(RelayInput):
     def send_voice(self, ch: str, payload: bytes, now: float) -> int:
         """Encrypt one voice frame and queue it (:meth:`media_to_send`); returns its counter."""
         member = self._member(ch)
+        self.confirms.check_send(ch, now)
         c = member.last_commit
         if c is not None and now >= c.expires:
             raise NotPermittedError(f"channel {ch} has expired")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from crypto.confirm import Confirmation
+
 
 @dataclass(frozen=True)
 class Connected:
@@ -157,6 +159,38 @@ class ForgeryAlarm:
 
 
 @dataclass(frozen=True)
+class FreshnessAlarm:
+    """The relay may be showing this device an old or another history of ``channel``
+    (:mod:`bridge.endpoint.freshness`, :mod:`bridge.endpoint.confirmations`). ``kind``:
+
+    - ``behind``: a member signed that it holds a later epoch (the relay withheld our commit);
+      we send nothing on our epoch until we hold it;
+    - ``fork``: a member signed that it holds another commit for our epoch; ``evidence``
+      keeps both signed confirmations, theirs then ours;
+    - ``stale``: our epoch is older than the maximum age; we send nothing on it;
+    - ``silent``: no member confirmed anything for the bound although others are listed;
+    - ``stale-join``: a commit too old to join with was refused (a replayed old history).
+    """
+
+    kind: str
+    channel: str
+    detail: str
+    epoch: int = 0  # the epoch we hold (stale-join: the refused commit's)
+    evidence: tuple[Confirmation, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmergencyUnsigned:
+    """The relay's floor said ``by`` declared an emergency on ``channel`` (an
+    :class:`Emergency`, a relay claim), but no member's signed declaration came within
+    ``bound`` seconds: the relay dropped the signed message, or made the emergency up."""
+
+    channel: str
+    by: str | None
+    bound: float
+
+
+@dataclass(frozen=True)
 class Error:
     code: str
     detail: str = ""
@@ -177,5 +211,7 @@ Event = (
     | Message
     | CloneAlarm
     | BindingRefused
+    | FreshnessAlarm
+    | EmergencyUnsigned
     | Error
 )

@@ -3,6 +3,7 @@
 Before, ``EndpointState.forget_seen`` existed but nothing called it: every message id ever
 received stayed in the state file for good. Now an id is forgotten once the relay can no longer
 redeliver it (its ``message_ttl``, 7 days by default), within PRUNE_SLACK of that moment.
+The table's own timer is read (``core.seen``): the core's also has the freshness deadlines.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ def test_ids_are_forgotten_when_the_relay_can_no_longer_redeliver_them(tmp_path:
     _, node, tx = channel(tmp_path)
     clock, core = node.clock, node.core
     try:
-        assert core.get_timer() is None  # nothing seen yet: nothing to forget
+        assert core.seen.get_timer() is None  # nothing seen yet: nothing to forget
         first = clock.now
         deliver(node, tx, "a", b"first")
-        assert core.get_timer() == first + SEEN_TTL + PRUNE_SLACK
+        assert core.seen.get_timer() == first + SEEN_TTL + PRUNE_SLACK
         second = clock.advance(3600)
         deliver(node, tx, "b", b"second")
         assert [m.body for m in node.take(ev.Message)] == [b"first", b"second"]
@@ -56,15 +57,15 @@ def test_ids_are_forgotten_when_the_relay_can_no_longer_redeliver_them(tmp_path:
         assert node.take(ev.Message) == []
         node.restart()  # the timer comes back from the state file
         core = node.core
-        assert core.get_timer() == first + SEEN_TTL + PRUNE_SLACK
+        assert core.seen.get_timer() == first + SEEN_TTL + PRUNE_SLACK
         core.handle_timer(first + SEEN_TTL + PRUNE_SLACK - 0.5)  # not yet due
         assert "a" in core.seen and "b" in core.seen
         core.handle_timer(first + SEEN_TTL + PRUNE_SLACK)
         assert "a" not in core.seen and "b" in core.seen  # "b" is younger than the TTL
         assert node.state.oldest_seen() == second
-        assert core.get_timer() == second + SEEN_TTL + PRUNE_SLACK
+        assert core.seen.get_timer() == second + SEEN_TTL + PRUNE_SLACK
         core.handle_timer(second + SEEN_TTL + PRUNE_SLACK)
-        assert "b" not in core.seen and core.get_timer() is None
+        assert "b" not in core.seen and core.seen.get_timer() is None
     finally:
         node.close()
 
@@ -74,7 +75,7 @@ def test_the_ttl_follows_a_relay_configured_longer(tmp_path: Path) -> None:
     _, node, tx = channel(tmp_path, seen_ttl=ttl)
     try:
         deliver(node, tx, "a", b"x")
-        assert node.core.get_timer() == node.clock.now + ttl + PRUNE_SLACK
+        assert node.core.seen.get_timer() == node.clock.now + ttl + PRUNE_SLACK
         node.core.handle_timer(node.clock.now + SEEN_TTL + PRUNE_SLACK)
         assert "a" in node.core.seen  # the default TTL would have forgotten it
     finally:
@@ -87,7 +88,7 @@ def test_a_failed_prune_is_retried_later_and_raises_nothing(
     _, node, tx = channel(tmp_path)
     try:
         deliver(node, tx, "a", b"x")
-        due = node.core.get_timer()
+        due = node.core.seen.get_timer()
         assert due is not None
 
         def failing(before: float) -> None:
@@ -95,9 +96,9 @@ def test_a_failed_prune_is_retried_later_and_raises_nothing(
 
         monkeypatch.setattr(node.state, "forget_seen", failing)
         node.core.handle_timer(due)  # must not escape into the driver's timer callback
-        assert node.core.get_timer() == due + PRUNE_SLACK
+        assert node.core.seen.get_timer() == due + PRUNE_SLACK
         monkeypatch.undo()
         node.core.handle_timer(due + PRUNE_SLACK)
-        assert node.state.oldest_seen() is None and node.core.get_timer() is None
+        assert node.state.oldest_seen() is None and node.core.seen.get_timer() is None
     finally:
         node.close()
