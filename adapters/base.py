@@ -61,6 +61,7 @@ __all__ = [
     "Pcm",
     "Position",
     "Priority",
+    "SecurityAlarm",
     "TalkEnd",
     "TalkStart",
     "Text",
@@ -136,6 +137,40 @@ class Text:
         _check_source(self.source)
         if not isinstance(self.body, str) or not self.body:
             raise ValueError("a Text needs a non-empty body")
+
+
+ALARM_TEXT = {  # what an adapter tells its users, in plain words
+    "behind": "the relay withheld a newer key epoch; the bridge sends nothing until it has it",
+    "fork": "the relay is showing members different channel histories",
+    "stale": "the channel's key epoch is too old; the bridge sends nothing on it",
+    "silent": "no member has confirmed the channel's state; the relay may be isolating us",
+    "stale-join": "an old channel history was offered and refused",
+    "emergency-unsigned": "the relay shows an emergency that no member signed",
+}
+ALARM_KINDS = tuple(ALARM_TEXT)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityAlarm:
+    """The endpoint caught the relay (or a member) showing this channel a false history:
+    ``behind`` (a later epoch was withheld: nothing is sent until it comes), ``fork`` (two
+    histories), ``stale`` (the epoch is too old to send on), ``silent`` (no member confirms
+    anything), ``stale-join`` (an old commit was refused), ``emergency-unsigned`` (the relay
+    shows an emergency no member signed). ``detail`` is for the operator (metadata, never
+    content); ``by``: the device it names, if any. An adapter tells its users plainly."""
+
+    kind: str
+    detail: str = ""
+    by: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ALARM_KINDS:
+            raise ValueError(f"SecurityAlarm.kind is one of {ALARM_KINDS}")
+
+    def describe(self) -> str:
+        """One line for the native side's users."""
+        by = f" ({self.by})" if self.by else ""
+        return f"SECURITY ALARM{by}: {ALARM_TEXT[self.kind]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +307,9 @@ class Adapter(abc.ABC):
 
     def emergency(self, state: EmergencyState) -> None:  # noqa: B027
         """The channel's emergency state changed."""
+
+    def alarm(self, alarm: SecurityAlarm) -> None:  # noqa: B027
+        """The endpoint raised a security alarm on this channel (:class:`SecurityAlarm`)."""
 
     def show_position(self, position: Position, sender: str) -> None:  # noqa: B027
         """A position from the channel, signed by ``sender`` (if :attr:`takes_positions`)."""

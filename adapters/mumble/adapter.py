@@ -27,7 +27,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from adapters.base import Adapter, EmergencyState, EventSink, Pcm, TalkEnd, TalkStart, Text
+from adapters.base import (
+    Adapter,
+    EmergencyState,
+    EventSink,
+    Pcm,
+    SecurityAlarm,
+    TalkEnd,
+    TalkStart,
+    Text,
+)
 from adapters.codecs.opus import OpusDecoder, OpusEncoder
 from adapters.codecs.pcm import CodecError, frame_samples
 from adapters.mumble.client import (
@@ -276,6 +285,9 @@ class MumbleAdapter(Adapter):
         how = "signed" if state.verified else "relay's claim, unverified"
         what = f"EMERGENCY raised by {by}" if state.active else f"emergency cleared ({by})"
         self._chat(f"<b>{what}</b> [{how}]")
+
+    def alarm(self, alarm: SecurityAlarm) -> None:
+        self._chat(f"<b>{html.escape(alarm.describe())}</b>")
 
     def _chat(self, line: str, keep: bool = True) -> None:
         """A chat line now, or once the bridge is back in its channel (``keep``; at most

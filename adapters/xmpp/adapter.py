@@ -24,12 +24,13 @@ from __future__ import annotations
 import os
 import stat
 
-from adapters.base import Adapter, EmergencyState, EventSink
+from adapters.base import Adapter, EmergencyState, EventSink, SecurityAlarm
 from adapters.errors import AdapterConfigError
 from adapters.xmpp.driver import Link, RoomDriver
 from adapters.xmpp.mapping import RoomMapping, XmppConfig
 from adapters.xmpp.room import (
     RoomMessage,
+    format_alarm,
     format_burst,
     format_emergency,
     format_post,
@@ -134,6 +135,9 @@ class XmppAdapter(Adapter):
     def talk_ended(self, talker: str, verified: bool) -> None:
         if self.plays_audio:
             self.driver.send(format_burst(talker, verified))
+
+    def alarm(self, alarm: SecurityAlarm) -> None:
+        self.driver.send(format_alarm(alarm))
 
     def emergency(self, state: EmergencyState) -> None:
         if state != self._emergency:  # the same state told twice is posted once

@@ -37,6 +37,7 @@ from bridge.errors import RelayError
 from bridge.wire.codes import Code
 from crypto.agreement import Agreement, RevocationList
 from crypto.channel import Commit
+from crypto.errors import CrossbandError
 from crypto.group import ChannelMember
 from crypto.identity import Credential, DeviceKeys, TrustBundle
 from crypto.keys import VerifyKey
@@ -241,7 +242,11 @@ class Endpoint(CoreDriver):
     def send_voice(self, ch: str, payload: bytes) -> None:
         """Encrypt and send one voice frame (the caller should hold the floor)."""
         now = time.time()
-        ctr = self.core.send_voice(ch, payload, now)
+        try:
+            ctr = self.core.send_voice(ch, payload, now)
+        except CrossbandError:
+            self._pump()  # the core's Error event (stale-epoch: nothing sent) reaches the user now
+            raise
         if self.voice_sent_hook is not None:
             self.voice_sent_hook(ch, ctr, now)
         for no, frame in self.core.media_to_send():
@@ -271,7 +276,11 @@ class Endpoint(CoreDriver):
         """Sign, encrypt and send a message; returns its id once the relay has accepted it
         (durably). While disconnected it waits and is resent on reconnect."""
         data = body.encode("utf-8") if isinstance(body, str) else body
-        msg_id = self.core.send_text(ch, data, kind, time.time())
+        try:
+            msg_id = self.core.send_text(ch, data, kind, time.time())
+        except CrossbandError:
+            self._pump()  # the core's Error event (stale-epoch: nothing sent) reaches the user now
+            raise
         await self._request(("msg", msg_id), timeout, quiet=True)
         return msg_id
 

@@ -45,6 +45,7 @@ from adapters.base import (
     EmergencyState,
     Pcm,
     Position,
+    SecurityAlarm,
     TalkEnd,
     TalkStart,
     Text,
@@ -94,6 +95,7 @@ class GatewayStats:
     alerts_sent: int = 0  # native emergencies signed onto the channel
     alerts_repeated: int = 0  # native emergencies that changed nothing
     alert_errors: int = 0
+    alarms: int = 0  # security alarms handed to the adapter
 
 
 @dataclass(slots=True)
@@ -241,6 +243,13 @@ class ChannelGateway:
             self.adapter.emergency(EmergencyState(event.active, event.by, verified=True))
         elif isinstance(event, ev.Message):
             self._message(event)
+        elif isinstance(event, ev.FreshnessAlarm):
+            self.stats.alarms += 1
+            self.adapter.alarm(SecurityAlarm(event.kind, event.detail))
+        elif isinstance(event, ev.EmergencyUnsigned):
+            self.stats.alarms += 1
+            detail = f"no signed declaration within {event.bound:g} s"
+            self.adapter.alarm(SecurityAlarm("emergency-unsigned", detail, event.by))
 
     def _message(self, msg: ev.Message) -> None:
         if msg.kind == DATA_KIND and msg.sender != self._endpoint.device:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from adapters.base import Adapter, EmergencyState, EventSink
+from adapters.base import Adapter, EmergencyState, EventSink, SecurityAlarm
 from bridge.endpoint import events as ev
 
 
@@ -82,6 +82,9 @@ class FakeAdapter(Adapter):
 
     def emergency(self, state: EmergencyState) -> None:
         self.calls.append(("emergency", state))
+
+    def alarm(self, alarm: SecurityAlarm) -> None:
+        self.calls.append(("alarm", alarm))
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == kind]

@@ -253,3 +253,23 @@ async def test_closing_ends_the_talks_being_played() -> None:
     assert ad.of("started") == [("started", "ca/a")]
     await gw.aclose()
     assert ad.of("ended") == [("ended", "ca/a", False)]
+
+
+async def test_security_alarms_reach_the_adapter_in_plain_words() -> None:
+    """A relay caught withholding an epoch, or showing an emergency no member signed: the
+    adapter is told (its users on the native side see it), with the device it names."""
+    from adapters.base import SecurityAlarm
+
+    gw, ad, _ep = channel()
+    await gw.start()
+    gw.handle_event(ev.FreshnessAlarm("behind", CH, "us-cbp/d1 holds epoch 3", 2), 10.0)
+    gw.handle_event(ev.EmergencyUnsigned(CH, "ca-rcmp/v7", 5.0), 11.0)
+    alarms = [c[1] for c in ad.of("alarm")]
+    assert alarms == [
+        SecurityAlarm("behind", "us-cbp/d1 holds epoch 3"),
+        SecurityAlarm("emergency-unsigned", "no signed declaration within 5 s", "ca-rcmp/v7"),
+    ]
+    assert "withheld a newer key epoch" in alarms[0].describe()
+    assert alarms[1].describe().startswith("SECURITY ALARM (ca-rcmp/v7)")
+    assert gw.stats.alarms == 2
+    await gw.aclose()

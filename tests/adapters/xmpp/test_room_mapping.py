@@ -94,3 +94,13 @@ def test_missing_and_not_mapping():
         load_xmpp_config(bad)
     with pytest.raises(AdapterConfigError):
         load_xmpp_config([1])
+
+
+def test_security_alarm_is_posted_in_plain_words():
+    from adapters.base import SecurityAlarm
+    from adapters.xmpp.room import format_alarm
+
+    line = format_alarm(SecurityAlarm("fork", "epoch 4", None))
+    assert line == "SECURITY ALARM: the relay is showing members different channel histories"
+    with pytest.raises(ValueError):
+        SecurityAlarm("made-up")
