@@ -308,6 +308,11 @@ class Adapter(abc.ABC):
     def emergency(self, state: EmergencyState) -> None:  # noqa: B027
         """The channel's emergency state changed."""
 
+    def floor_denied(self, source: str, holder: str | None) -> None:  # noqa: B027
+        """The channel's floor refused (or took back) the burst of ``source`` (the native
+        talker of a :class:`TalkStart`); ``holder``: who has the floor, if known. The adapter
+        tells that talker, as its system can (a chat line, a busy tone)."""
+
     def alarm(self, alarm: SecurityAlarm) -> None:  # noqa: B027
         """The endpoint raised a security alarm on this channel (:class:`SecurityAlarm`)."""
 

@@ -205,8 +205,8 @@ class MumbleAdapter(Adapter):
 
     def floor_denied(self, source: str, holder: str | None) -> None:
         """The channel's floor refused (or took back) the burst of ``source``; ``holder``
-        has it. Not yet in ``adapters.base``: the gateway is to call it on a denied or revoked
-        floor request. The Mumble talker is told in the chat, once per burst."""
+        has it (:meth:`adapters.base.Adapter.floor_denied`: the gateway calls it on a denied
+        or revoked floor request). The Mumble talker is told in the chat, once per burst."""
         burst = self._burst
         if burst is None or burst.source != source or burst.session in self._denied:
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -77,7 +78,9 @@ class TalkSender:
         expected_loss_pct: int = 5,
         max_pending: int = 10,
         floor_timeout: float = 5.0,
+        on_denied: Callable[[], None] | None = None,
     ) -> None:
+        """``on_denied``: called when the floor refuses a burst or takes it back."""
         check_format(rate, codec)
         if max_pending < 1:
             raise ValueError("max_pending must be at least 1")
@@ -96,6 +99,7 @@ class TalkSender:
         self._floor_timeout = floor_timeout
         self._burst: _Burst | None = None
         self._task: asyncio.Task[None] | None = None
+        self._on_denied = on_denied
 
     @property
     def state(self) -> Literal["idle", "requesting", "talking", "denied"]:
@@ -138,6 +142,14 @@ class TalkSender:
         """The relay took the floor away: drop the rest of this burst."""
         if self._burst is not None and self._burst.granted:
             self._burst.granted = False
+            self._tell_denied()
+
+    def _tell_denied(self) -> None:
+        if self._on_denied is not None:
+            try:
+                self._on_denied()
+            except Exception as exc:  # a consumer bug must not stop the channel's voice
+                log.error("event=on-denied-failed channel=%s error=%s", self.channel, type(exc))
 
     async def drain(self) -> None:
         """Wait until the last burst's floor release and seal have been sent."""
@@ -175,6 +187,7 @@ class TalkSender:
             self.stats.denied += 1
             self.stats.dropped_denied += len(burst.pending)
             burst.pending.clear()
+            self._tell_denied()
             return
         self.stats.granted += 1
         while burst.pending:

@@ -96,6 +96,7 @@ class GatewayStats:
     alerts_repeated: int = 0  # native emergencies that changed nothing
     alert_errors: int = 0
     alarms: int = 0  # security alarms handed to the adapter
+    floor_denied: int = 0  # our bursts the floor refused or took back (the adapter is told)
 
 
 @dataclass(slots=True)
@@ -127,7 +128,12 @@ class ChannelGateway:
         self.mixer: ListenMixer | None = None
         if self.adapter.yields_audio:
             self.sender = TalkSender(
-                endpoint, self.channel, rate, codec=audio.codec, bitrate=audio.bitrate
+                endpoint,
+                self.channel,
+                rate,
+                codec=audio.codec,
+                bitrate=audio.bitrate,
+                on_denied=self._floor_denied,
             )
         if self.adapter.plays_audio:
             self.mixer = ListenMixer(
@@ -139,6 +145,7 @@ class ChannelGateway:
                 max_delay_ms=audio.jitter_max_ms,
             )
         self._floor: str | None = None  # who holds the channel's floor, as last reported
+        self._talk_source: str | None = None  # the native talker of our current burst
         self._talks: dict[str, _Talk] = {}
         self._texts: asyncio.Queue[str] = asyncio.Queue(max_texts)
         self._text_task: asyncio.Task[None] | None = None
@@ -167,11 +174,17 @@ class ChannelGateway:
         elif isinstance(event, Pcm) and event.rate != s.rate:
             self.stats.unexpected += 1
         elif isinstance(event, TalkStart):
+            self._talk_source = event.source
             s.start(event.priority)
         elif isinstance(event, Pcm):
             s.send(event.frame)
         elif isinstance(event, TalkEnd):
             s.stop()
+
+    def _floor_denied(self) -> None:
+        if self._talk_source is not None:
+            self.stats.floor_denied += 1
+            self.adapter.floor_denied(self._talk_source, self._floor)
 
     def _queue_text(self, body: str) -> None:
         try:

@@ -86,5 +86,8 @@ class FakeAdapter(Adapter):
     def alarm(self, alarm: SecurityAlarm) -> None:
         self.calls.append(("alarm", alarm))
 
+    def floor_denied(self, source: str, holder: str | None) -> None:
+        self.calls.append(("floor_denied", source, holder))
+
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [c for c in self.calls if c[0] == kind]

@@ -273,3 +273,25 @@ async def test_security_alarms_reach_the_adapter_in_plain_words() -> None:
     assert alarms[1].describe().startswith("SECURITY ALARM (ca-rcmp/v7)")
     assert gw.stats.alarms == 2
     await gw.aclose()
+
+
+async def test_a_denied_or_revoked_burst_is_told_to_its_native_talker() -> None:
+    """The floor refuses the native talker's burst (someone else holds it), then a granted
+    burst is taken back (an emergency preempts it): both times the adapter learns which of
+    its talkers it was and who holds the floor, so it can tell them (Mumble: a chat line)."""
+    gw, ad, ep = channel()
+    await gw.start()
+    gw.handle_event(ev.TalkerChanged(CH, "ca-rcmp/v7", "normal", "granted"), 1.0)
+    ep.grant = False
+    ad.emit(TalkStart("mumble:alice"))
+    await until(lambda: bool(ad.of("floor_denied")))
+    assert ad.of("floor_denied") == [("floor_denied", "mumble:alice", "ca-rcmp/v7")]
+    ad.emit(TalkEnd("mumble:alice"))
+    ep.grant = True
+    ad.emit(TalkStart("mumble:bob"))
+    await until(lambda: gw.sender is not None and gw.sender.state == "talking")
+    gw.handle_event(ev.TalkerChanged(CH, "us-cbp/d1", "emergency", "preempted"), 2.0)
+    gw.handle_event(ev.FloorEvent(CH, "revoked", ep.device), 2.0)
+    assert ad.of("floor_denied")[-1] == ("floor_denied", "mumble:bob", "us-cbp/d1")
+    assert gw.stats.floor_denied == 2
+    await gw.aclose()
