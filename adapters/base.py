@@ -280,6 +280,9 @@ class Adapter(abc.ABC):
     yields_audio: bool = False
     #: It wants :meth:`play` and the talk_started / talk_ended calls.
     plays_audio: bool = False
+    #: It plays no audio but wants :meth:`talk_ended` for every sealed burst of another
+    #: member (a chat room's "who talked, verified" notices), without a mixer.
+    wants_talk_notices: bool = False
     #: It emits :class:`Position`.
     yields_positions: bool = False
     #: It wants :meth:`show_position`.

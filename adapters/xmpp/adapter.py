@@ -11,9 +11,9 @@ the bridge account joined to the room (reconnecting, rejoining, draining what wa
   (:func:`adapters.xmpp.room.inbound_text`);
 * **channel → room**: :meth:`post` writes ``"[<sender>] <text>"``; :meth:`talk_ended` a
   burst notice (``"<talker> talked, verified"``); :meth:`emergency` the raised/cleared notice,
-  saying whether a member signed it or only the relay claims it. The gateway calls
-  ``talk_started``/``talk_ended`` only for adapters that play audio, so with
-  ``burst_notices`` (the default) the adapter says it plays audio and ignores the PCM.
+  saying whether a member signed it or only the relay claims it. With ``burst_notices`` (the
+  default) the adapter asks for ``wants_talk_notices``: the gateway tells it each sealed
+  burst without decoding any audio for it.
 
 :func:`read_password` reads the account's password file (0600, or refused);
 :func:`xmpp_adapters` builds one adapter per configured room.
@@ -85,7 +85,7 @@ class XmppAdapter(Adapter):
         index = config.rooms.index(room)
         self.config = config
         self.mapping = room
-        self.plays_audio = burst_notices
+        self.wants_talk_notices = burst_notices
         link = Link(
             config.host,
             config.port,
@@ -133,7 +133,7 @@ class XmppAdapter(Adapter):
             self.driver.send(format_post(text, sender))
 
     def talk_ended(self, talker: str, verified: bool) -> None:
-        if self.plays_audio:
+        if self.wants_talk_notices:
             self.driver.send(format_burst(talker, verified))
 
     def alarm(self, alarm: SecurityAlarm) -> None:

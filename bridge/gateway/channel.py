@@ -245,7 +245,9 @@ class ChannelGateway:
         elif isinstance(event, ev.BurstSealed):
             if self.mixer is not None:
                 self.mixer.burst_sealed(event.sender)
-            self._sealed(event.sender, event.verified)
+                self._sealed(event.sender, event.verified)
+            elif self.adapter.wants_talk_notices and event.sender != self._endpoint.device:
+                self.adapter.talk_ended(event.sender, event.verified)
         elif isinstance(event, ev.FloorEvent):
             if event.event == "revoked" and event.device == self._endpoint.device and self.sender:
                 self.sender.revoked()

@@ -295,3 +295,18 @@ async def test_a_denied_or_revoked_burst_is_told_to_its_native_talker() -> None:
     assert ad.of("floor_denied")[-1] == ("floor_denied", "mumble:bob", "us-cbp/d1")
     assert gw.stats.floor_denied == 2
     await gw.aclose()
+
+
+async def test_a_text_only_adapter_gets_burst_notices_without_a_mixer() -> None:
+    """A chat room plays no audio but posts "who talked, verified": the gateway tells it each
+    sealed burst of another member, builds no mixer and decodes nothing for it."""
+    ad = FakeAdapter(audio_in=False, audio_out=False)
+    ad.wants_talk_notices = True
+    gw, _ad, ep = channel(ad)
+    await gw.start()
+    assert gw.mixer is None and gw.sender is None
+    gw.handle_event(ev.BurstSealed(CH, "ca-rcmp/v7", "b1", 50, True, 50), 1.0)
+    gw.handle_event(ev.BurstSealed(CH, "mx-gn/o1", "b2", 50, False, 41), 2.0)
+    gw.handle_event(ev.BurstSealed(CH, ep.device, "b3", 10, True, 10), 3.0)  # our own
+    assert ad.of("ended") == [("ended", "ca-rcmp/v7", True), ("ended", "mx-gn/o1", False)]
+    await gw.aclose()
