@@ -296,8 +296,14 @@ class Adapter(abc.ABC):
     async def stop(self) -> None:
         """Close the native side (a burst in progress ends). No event is emitted after."""
 
-    def play(self, pcm: bytes, talkers: tuple[str, ...]) -> None:  # noqa: B027
-        """20 ms of the channel's audio at :attr:`rate`; ``talkers`` are mixed in it."""
+    def play(  # noqa: B027
+        self, pcm: bytes, talkers: tuple[str, ...], *, at: float | None = None
+    ) -> None:
+        """20 ms of the channel's audio at :attr:`rate`; ``talkers`` are mixed in it. ``at``:
+        when its frame period was due (a monotonic clock): frames whose ``at`` are 20 ms apart
+        are contiguous even if they come at once (this process was not scheduled for a while);
+        a longer step is a pause. An adapter that timestamps media (RTP) follows ``at``, not the
+        time of the call."""
 
     def talk_started(self, talker: str) -> None:  # noqa: B027
         """A remote talker's audio begins (the first :meth:`play` with them follows)."""

@@ -250,7 +250,7 @@ class MumbleAdapter(Adapter):
         if self.driver is not None:
             self._set_comment(f"Crossband: {html.escape(talker)} speaking")
 
-    def play(self, pcm: bytes, talkers: tuple[str, ...]) -> None:
+    def play(self, pcm: bytes, talkers: tuple[str, ...], *, at: float | None = None) -> None:
         if not self._remote or self._encoder is None or self.driver is None:
             return
         try:

@@ -115,9 +115,9 @@ class RtpAdapter(Adapter):
             self.tx.start_burst()
         self._talkers.add(talker)
 
-    def play(self, pcm: bytes, talkers: tuple[str, ...]) -> None:
+    def play(self, pcm: bytes, talkers: tuple[str, ...], *, at: float | None = None) -> None:
         if self.tx is not None and self._talkers:  # the gateway announces talkers first
-            self.tx.send_audio(pcm)
+            self.tx.send_audio(pcm, at=at)
 
     def talk_ended(self, talker: str, verified: bool) -> None:
         if self.tx is None or talker not in self._talkers:

@@ -222,8 +222,9 @@ class RtpSenderDriver:
     def start_burst(self) -> None:
         self.sender.start_burst(self._clock())
 
-    def send_audio(self, pcm: bytes) -> None:
-        self.sender.send_audio(pcm, self._clock())
+    def send_audio(self, pcm: bytes, *, at: float | None = None) -> None:
+        """One 20 ms frame; ``at``: its frame period's due time (adapters.base.Adapter.play)."""
+        self.sender.send_audio(pcm, self._clock(), media=at)
         self._flush()
         self._arm()
 

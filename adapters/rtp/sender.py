@@ -15,9 +15,12 @@ resampler held back into a last, zero-padded frame — if the audio has only jus
 been checked, up to a second after the last frame) drops that tail (``tails_dropped``):
 sent then, it would reach the radio side as a stray packet of its own after the burst.
 
-Audio that resumes within a burst after a pause (no ``send_audio`` for more than two frame
-periods) continues at a timestamp advanced by the pause, so the receiver plays it at its
-time rather than seeing packets "late" (RFC 3550 §5.1).
+Audio that resumes within a burst after a pause continues at a timestamp advanced by the
+pause, so the receiver plays it at its time rather than seeing packets "late" (RFC 3550
+§5.1). What a pause is comes from the playout clock when the caller gives it (``media``: the
+frame period's due time; whole frame periods that went by unplayed), so frames handed over
+late and at once after a stall of this process keep contiguous timestamps; without it, no
+``send_audio`` for more than two frame periods counts as a pause.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class _SenderState:
     marker: bool = True
     frames: list[bytes] = field(default_factory=list)
     last_audio: float | None = None  # when send_audio was last called in this burst
+    last_media: float | None = None  # the ``media`` time of the last frame of this burst
     drained: bool = False  # the tail after the last audio has been sent
 
 
@@ -121,17 +125,27 @@ class RtpSender:
             st.ts = (st.ts + self._ticks_since(st, now)) & 0xFFFFFFFF
             st.ts_time = now
         st.marker = True
-        st.last_audio = None
+        st.last_audio = st.last_media = None
         self._active = True
 
-    def send_audio(self, pcm: bytes, now: float) -> None:
-        """Queue one 20 ms PCM frame at the configured input rate."""
+    def send_audio(self, pcm: bytes, now: float, *, media: float | None = None) -> None:
+        """Queue one 20 ms PCM frame at the configured input rate. ``media``: when the frame's
+        playout period was due, on the caller's clock (frames 20 ms apart are contiguous
+        however late they are handed over); without it, the time between calls tells a pause
+        (module docstring)."""
         if not self._active or self._state is None:
             raise ValueError("send_audio outside a burst: call start_burst first")
         if len(pcm) != self._frame_bytes:
             raise ValueError("send_audio takes one 20 ms frame")
         st = self._state
-        if st.last_audio is not None and now - st.last_audio > 2 * _FRAME and not st.frames:
+        if media is not None:  # the playout clock says whether periods went by unplayed
+            if st.last_media is not None and not st.frames:
+                missed = round((media - st.last_media) / _FRAME) - 1
+                if missed > 0:
+                    st.ts = (st.ts + missed * self._ticks_per_frame) & 0xFFFFFFFF
+                    st.ts_time = now
+            st.last_media = media
+        elif st.last_audio is not None and now - st.last_audio > 2 * _FRAME and not st.frames:
             st.ts = (st.ts + self._ticks_since(st, now)) & 0xFFFFFFFF  # resume after a pause
             st.ts_time = now
         st.last_audio = now

@@ -67,11 +67,15 @@ class TalkerStarted:
 
 @dataclass(frozen=True, slots=True)
 class PlayoutFrame:
-    """20 ms of mixed PCM for one channel and who is in it."""
+    """20 ms of mixed PCM for one channel and who is in it; ``at``: its media time on the
+    loop clock. Frames 20 ms apart are contiguous audio, however they were handed over
+    (after a stall of the caller, several at once, and the clock restarted); a longer step
+    is a pause (periods that ran with nothing to play, or the clock stopped)."""
 
     channel: str
     pcm: bytes
     talkers: tuple[str, ...]
+    at: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.pcm or len(self.pcm) % 2:
@@ -130,6 +134,9 @@ class ListenMixer:
         self._talkers: dict[str, TalkReceiver] = {}
         self._learned: dict[str, float] = {}  # talker → start delay for its next burst
         self._clock: float | None = None  # start of the next 20 ms period; None: stopped
+        # the media time of the next period: +20 ms per period run, whether it had a frame
+        # or not, and not for periods a stalled caller skipped (PlayoutFrame.at)
+        self._media = 0.0
         self._slip = 0.0  # delay added by waits since the clock started
         self._held = False  # the next period has waited its tick
         self._last_tick: float | None = None
@@ -192,9 +199,9 @@ class ListenMixer:
         fine = self._last_tick is not None and now - self._last_tick <= FINE_TICKS
         self._last_tick = now
         if self._clock is None:
-            out = self._period(now)
+            out = self._period(now, now)
             if any(isinstance(e, PlayoutFrame) for e in out):
-                self._clock = now + FRAME_S
+                self._clock = self._media = now + FRAME_S
                 self._slip = 0.0
                 self._held = False
             return out
@@ -211,18 +218,20 @@ class ListenMixer:
                 t = min(now, due + HOLD)
                 self._slip += t - due
                 self._held = False
-            events = self._period(t)
+            events = self._period(t, self._media)
             out += events
             played = any(isinstance(e, PlayoutFrame) for e in events)
             self._clock = t + FRAME_S if played else None
+            self._media += FRAME_S
         if self._clock is not None and self._clock <= now + _EPS:
             self._clock = now + FRAME_S  # the caller stalled: restart the clock from now
+            # (the media time runs on: what it skipped is still in the buffers, not lost)
         return out
 
     def _worth_a_wait(self, now: float) -> bool:
         return any(r.would_conceal(now, PAUSE_AFTER) for r in self._talkers.values())
 
-    def _period(self, now: float) -> list[PlayoutEvent]:
+    def _period(self, now: float, media: float) -> list[PlayoutEvent]:
         out: list[PlayoutEvent] = []
         frames: list[bytes] = []
         talkers: list[str] = []
@@ -248,7 +257,7 @@ class ListenMixer:
             frames.append(pcm)
             talkers.append(sender)
         if frames:
-            out.append(PlayoutFrame(self.channel, _mix(frames), tuple(talkers)))
+            out.append(PlayoutFrame(self.channel, _mix(frames), tuple(talkers), media))
         return out
 
     def _paused(self, r: TalkReceiver, now: float) -> bool:

@@ -305,7 +305,7 @@ class ChannelGateway:
                 if isinstance(out, TalkerStarted):
                     self._started(out.sender)
                 elif isinstance(out, PlayoutFrame):
-                    self.adapter.play(out.pcm, out.talkers)
+                    self.adapter.play(out.pcm, out.talkers, at=out.at)
                 elif isinstance(out, TalkerStopped):
                     self._stopped(out.sender, now)
         for talker, talk in list(self._talks.items()):

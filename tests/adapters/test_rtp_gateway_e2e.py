@@ -195,7 +195,9 @@ async def test_codec_path_matches_input(tmp_path: Path, name: str) -> None:
 async def test_l16_passthrough_is_bit_exact(tmp_path: Path) -> None:
     pcm = speech_like(16000, 2.0, seed=4)
     out, (mix, snd, rt) = await bridge_once(tmp_path, "l16", pcm, 16000)
-    assert snd.sent == rt.frames_out == len(pcm) // 640 - rt.dropped_owed + rt.concealed
+    # gateway A sent what its re-timer put out: the frames, plus concealment where a packet of
+    # the sender process came late (assert_exact then finds every other frame unchanged)
+    assert snd.sent == rt.frames_out
     got = b"".join(out)
     assert_exact(pcm, got, 640, rt)
     # then the re-timer's 60 ms of fading concealment (and the far side's, while it waits
@@ -231,8 +233,7 @@ async def test_g711_channel_codec_is_bit_exact(tmp_path: Path, name: str) -> Non
     )
     sent = decode(encode(pcm))  # what the radio's G.711 stream carries
     out, (mix, snd, rt) = await bridge_once(tmp_path, name, pcm, 8000)
-    frames = len(pcm) // 320
-    assert snd.sent == rt.frames_out == frames - rt.dropped_owed + rt.concealed
+    assert snd.sent == rt.frames_out
     got = b"".join(out)
     # Every sample the radio sent comes out as it went in: no Opus, no resampling.
     assert_exact(sent, got, 320, rt)

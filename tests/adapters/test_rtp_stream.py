@@ -195,6 +195,29 @@ def test_sender_seq_ts_marker_and_wrap() -> None:
     assert len({p.ssrc for p in pkts}) == 1 and all(p.payload_type == 0 for p in pkts)
 
 
+def test_timestamps_follow_the_playout_clock_not_the_call_time() -> None:
+    """Frames handed over late and at once (the process stalled 160 ms, then caught up) keep
+    contiguous timestamps when the caller gives their playout times; a real pause (five
+    periods with nothing played) advances the timestamp by exactly five frames. Without the
+    playout time the stall would read as a pause: the old rule, kept for callers without it."""
+    cfg = RtpSenderConfig(PCMU, rate=8000, rtcp_interval=None)
+    tx = RtpSender(cfg, initial_seq=0, initial_timestamp=0)
+    tx.start_burst(T0)
+    calls = [(T0, 0.0), (T0 + 0.02, 0.02), (T0 + 0.18, 0.04), (T0 + 0.18, 0.06)]  # a stall
+    calls += [(T0 + 0.30, 0.18), (T0 + 0.32, 0.20)]  # 0.08..0.16 not played: a pause
+    for wall, media in calls:
+        tx.send_audio(bytes(320), wall, media=100.0 + media)
+    tx.end_burst(T0 + 0.34)
+    assert [p.timestamp for p in sent_packets(tx)] == [0, 160, 320, 480, 1440, 1600]
+
+    old = RtpSender(cfg, initial_seq=0, initial_timestamp=0)
+    old.start_burst(T0)
+    for wall, _media in calls[:3]:
+        old.send_audio(bytes(320), wall)
+    # the stall, read as a pause
+    assert [p.timestamp for p in sent_packets(old)][2] == 160 + 8 * 160
+
+
 def test_sender_initial_values_are_random() -> None:
     seen = set()
     for seed in range(5):

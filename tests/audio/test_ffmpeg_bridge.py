@@ -19,6 +19,7 @@ from adapters.rtp.adapter import RtpAdapter
 from tests.adapters.gateway_rig import CH, close_rig, input_address, open_rig, rtp_gateway
 from tests.rigs.ffmpeg_peer import CODECS, FfmpegReceiver, FfmpegSender
 from tests.rigs.signals import Samples, align, correlation_at, tone_sequence, write_wav
+from tests.rigs.stalls import LoopStalls
 from tests.rigs.tools import require_tool, skip_unavailable
 
 pytestmark = pytest.mark.slow
@@ -114,26 +115,47 @@ async def through_bridge(tmp: Path, codec: str, rate: int, ptime: int | None) ->
 async def test_ffmpeg_radio_to_ffmpeg_radio(
     tmp_path: Path, codec: str, rate: int, ptime: int | None
 ) -> None:
-    r = await through_bridge(tmp_path, codec, rate, ptime)
-    print(
-        f"\nffmpeg pcmu ptime={ptime} channel={codec}: corr={r['corr']:.4f} lag={r['lag']} "
-        f"windowed={r['windowed']:.4f} stretched={r['stretched']} "
-        f"pre-grant-overflow={r['a_overflow']} "
-        f"out={r['out_s']:.2f}s A-concealed={r['a_concealed']} B-concealed={r['b_concealed']} "
-        f"B-late={r['b_late']}"
-    )
-    assert r["sent"].returncode == 0 and r["sent"].warnings == [], r["sent"].warnings
+    # Measured once more, only if it failed while this process (it runs both gateways) was
+    # not scheduled for 60 ms or more: a stall of the host, not of the bridge. A failure
+    # without a stall, or a second one, fails.
+    for attempt in (1, 2):
+        (run := tmp_path / str(attempt)).mkdir()
+        async with LoopStalls() as stalls:
+            r = await through_bridge(run, codec, rate, ptime)
+        wrong = problems(r, codec)
+        print(
+            f"\nffmpeg pcmu ptime={ptime} channel={codec}: corr={r['corr']:.4f} lag={r['lag']} "
+            f"windowed={r['windowed']:.4f} stretched={r['stretched']} "
+            f"pre-grant-overflow={r['a_overflow']} "
+            f"out={r['out_s']:.2f}s A-concealed={r['a_concealed']} B-concealed={r['b_concealed']} "
+            f"B-late={r['b_late']} stalls={stalls.stalls} wrong={wrong}"
+        )
+        if not wrong or stalls.longer_than(0.06) == 0:
+            break
+    assert wrong == []
+
+
+def problems(r: dict[str, Any], codec: str) -> list[str]:
+    """What is wrong with one run through the bridge (nothing: [])."""
+    wrong = []
+    if r["sent"].returncode != 0 or r["sent"].warnings:
+        wrong.append(f"sender: {r['sent'].returncode} {r['sent'].warnings}")
     got = r["got"]
-    assert got.disorder == [] and got.missed == 0, got.warnings
+    if got.disorder or got.missed:
+        wrong.append(f"receiver: {got.warnings}")
     # The G.711 channel codec carries the G.711 codes unchanged; Opus is one generation.
     # Without a stretch one lag aligns it all; with one (a packet late on a loaded machine)
     # each window must still match.
     if r["stretched"] == 0 and r["a_concealed"] == 3:
-        assert r["corr"] >= (0.99 if codec == "pcmu" else 0.95), r["corr"]
+        if r["corr"] < (0.99 if codec == "pcmu" else 0.95):
+            wrong.append(f"correlation {r['corr']:.3f}")
     # Where the input re-timer concealed more than its 3-frame end tail, packets came later than
-    # its fixed 20 ms margin (a loaded machine; an adaptive margin is open issue-8 work): the
-    # windows holding the concealed frames then match less well, so the bound is lower.
+    # its margin (a loaded machine): the windows holding the concealed frames then match less
+    # well, so the bound is lower.
     late = r["a_concealed"] > 3
     floor = (0.90 if late else 0.95) if codec == "pcmu" else (0.80 if late else 0.85)
-    assert r["windowed"] >= floor, r["windowed"]
-    assert r["out_s"] >= SECONDS - 0.1  # nothing cut off
+    if r["windowed"] < floor:
+        wrong.append(f"windowed correlation {r['windowed']:.3f} < {floor}")
+    if r["out_s"] < SECONDS - 0.1:
+        wrong.append(f"cut off: {r['out_s']:.2f} s")
+    return wrong

@@ -52,3 +52,20 @@ def test_a_talker_that_vanishes_times_out_after_the_hold() -> None:
     stops = [(k, e) for k, e in events if isinstance(e, TalkerStopped)]
     assert len(stops) == 1 and stops[0][1].reason == "timeout"
     assert 9 + 25 <= stops[0][0] <= 9 + 30  # 0.5 s after the last frame, not for ever
+
+
+def test_frames_played_after_a_stall_carry_their_own_period_times() -> None:
+    """The caller stalls 60 ms and then ticks once: the periods it missed come out at once,
+    each stamped with the time it was due, so an RTP output keeps their timestamps contiguous
+    (adapters.rtp.sender ``media``); the frames of a real pause are simply not there."""
+    mixer = ListenMixer("c", 16000, "l16")
+    times: list[float] = []
+    for k in list(range(10)) + [13, 14, 15]:  # no tick at k = 10, 11, 12: the stall
+        now = 100.0 + 0.02 * k
+        mixer.voice("us/radio", k, pcm_to_l16(bytes([k + 1]) * FRAME), now - 0.001)
+        if k == 13:  # what came during the stall is there when the caller runs again
+            for late in (10, 11, 12):
+                mixer.voice("us/radio", late, pcm_to_l16(bytes([late + 1]) * FRAME), now)
+        times += [e.at for e in mixer.tick(now) if isinstance(e, PlayoutFrame)]
+    steps = [round(b - a, 6) for a, b in zip(times, times[1:])]
+    assert steps and all(s == 0.02 for s in steps), (steps, times)

@@ -66,7 +66,7 @@ class FakeAdapter(Adapter):
         assert self.sink is not None, "not started"
         self.sink(event)
 
-    def play(self, pcm: bytes, talkers: tuple[str, ...]) -> None:
+    def play(self, pcm: bytes, talkers: tuple[str, ...], *, at: float | None = None) -> None:
         if self.fail_on_play:
             raise RuntimeError("adapter bug")
         self.calls.append(("play", pcm, talkers))

@@ -16,6 +16,7 @@ from adapters.codecs.pcm import l16_to_pcm
 from adapters.rtp.packet import RtpPacket
 from tests.adapters.gateway_rig import bursts_of
 from tests.rigs.signals import Samples, align, correlation_at, overlap
+from tests.rigs.stalls import LoopStalls
 
 RATE = 16000
 FRAME = RATE // 50  # samples in 20 ms
@@ -62,6 +63,20 @@ def continuity(packets: list[tuple[float, RtpPacket]], frame: int = FRAME) -> Co
         max(gaps) * 1000,
         seconds,
     )
+
+
+def ts_gaps_s(packets: list[tuple[float, RtpPacket]], frame: int = FRAME) -> list[float]:
+    """Each jump of the RTP timestamp beyond one frame, in seconds of media time."""
+    pkts = [p for _t, p in packets]
+    steps = [(b.timestamp - a.timestamp) % (1 << 32) for a, b in zip(pkts, pkts[1:])]
+    return [(s - frame) / (frame * 50) for s in steps if s != frame]
+
+
+def excused_by_stalls(gaps: list[float], stalls: LoopStalls) -> bool:
+    """Whether timestamp ``gaps`` are what this process's own stalls made: the far gateway
+    runs in the test process, and its output stops while the process is not scheduled. Each
+    gap needs a stall of at least 60 ms, and none may be longer than the longest stall."""
+    return len(gaps) <= stalls.longer_than(0.06) and all(g <= stalls.longest + 0.02 for g in gaps)
 
 
 GOOD = 0.8  # a window whose best alignment correlates at least this well carries the talker

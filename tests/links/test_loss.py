@@ -22,9 +22,10 @@ import pytest
 from tests.adapters.gateway_rig import speech_like
 from tests.links.bridge import RATE, speak
 from tests.links.lossy import lossy_bridge
-from tests.links.scoring import continuity, match, placed_audio
+from tests.links.scoring import continuity, excused_by_stalls, match, placed_audio, ts_gaps_s
 from tests.rigs import netns
 from tests.rigs.signals import from_pcm16, write_wav
+from tests.rigs.stalls import LoopStalls
 from tests.rigs.tools import require_tool, skip_unavailable
 
 pytestmark = pytest.mark.slow
@@ -42,11 +43,12 @@ async def test_voice_across_5_percent_loss_both_ways(tmp_path: Path) -> None:
     ref = from_pcm16(speech_like(RATE, SECONDS, seed=1))
     wav = write_wav(tmp_path / "in.wav", ref, RATE)
     async with lossy_bridge(tmp_path, LOSS) as (b, ns):
-        before = ns.dropped()
-        down = await speak(b, wav, SECONDS, to_vessel=True)
-        middle = ns.dropped()
-        up = await speak(b, wav, SECONDS, to_vessel=False, wrap=ns.argv)
-        after = ns.dropped()
+        async with LoopStalls() as stalls:  # this process not scheduled: not the bridge's gap
+            before = ns.dropped()
+            down = await speak(b, wav, SECONDS, to_vessel=True)
+            middle = ns.dropped()
+            up = await speak(b, wav, SECONDS, to_vessel=False, wrap=ns.argv)
+            after = ns.dropped()
     lost = {
         "to vessel": middle["in"] - before["in"],
         "from vessel": after["out"] - middle["out"],
@@ -59,7 +61,10 @@ async def test_voice_across_5_percent_loss_both_ways(tmp_path: Path) -> None:
         # the rule dropped voice (P(none of ~150 at 5 %) = 0.05 %) but not much more than 5 %
         assert 1 <= lost[name] <= FRAMES * 3 * LOSS // 100, lost
         assert c.bursts == 1, f"{name}: the transmission was split ({c})"
-        assert c.seq_gaps == 0 and c.ts_gaps == 0, f"{name}: the RTP stream has gaps ({c})"
+        gaps = ts_gaps_s(heard.packets)
+        print(f"{name}: timestamp gaps {gaps}, loop stalls {stalls.stalls}")
+        assert c.seq_gaps == 0, f"{name}: the RTP stream has gaps ({c})"
+        assert not gaps or excused_by_stalls(gaps, stalls), f"{name}: timestamp gaps ({c})"
         assert SECONDS <= c.seconds <= SECONDS + 0.6, c  # nothing cut, a bounded tail
         # every frame that was lost is rebuilt (FEC) or concealed, and nothing else is
         mixer = heard.mixer
