@@ -5,6 +5,19 @@ a validity window, and must carry a signature from the pinned root of **every** 
 administrator can patch another country into a channel. Agencies sign in turn
 (:meth:`Agreement.add_signature`), each over the same canonical body.
 
+An agreement states the **minimum KEM** of the members' HPKE keys (``min_kem``): a commit
+under it that seals an epoch secret to a weaker key is refused, by :func:`create_commit` and by
+:func:`verify_commit` (:func:`Agreement.check_kem`). ``crossband keys agreement create``
+writes :data:`DEFAULT_MIN_KEM`, ``mlkem768x25519`` (hybrid, post-quantum), unless told
+``--min-kem x25519``; :meth:`Agreement.create` writes what it is given (None, for now its
+default so that its callers of earlier versions keep working: no field). An agreement without
+the field (every one of earlier versions) re-encodes without it, its signatures stay valid, and
+it requires only ``x25519``, the one KEM it could have meant.
+
+Signatures are those of each party's pinned root, of whichever kind it is (Ed25519 or
+composite ML-DSA-65 + Ed25519, :mod:`crypto.composite`): a party that moves to a composite root
+re-signs the same body, so the agreement's digest, and every commit that cites it, is kept.
+
 A **revocation list** is signed by one agency root and lists the serials of that agency's
 revoked device credentials; a higher ``number`` supersedes a lower one.
 """
@@ -26,12 +39,14 @@ from .identity import (
     check_window,
     shown,
 )
-from .keys import fingerprint
+from .keys import Kem, fingerprint
 
 AGREEMENT_DOMAIN = "crossband/v1/agreement"
 MAX_ID = 128
 MAX_NAME = 256
 REVOCATION_DOMAIN = "crossband/v1/revocation"
+DEFAULT_MIN_KEM = Kem.MLKEM768_X25519
+KEM_STRENGTH = {Kem.X25519: 0, Kem.MLKEM768_X25519: 1}
 
 
 @dataclass(frozen=True)
@@ -44,9 +59,10 @@ class Agreement:
     not_before: int
     not_after: int
     signatures: dict[str, bytes] = field(default_factory=dict, repr=False)
+    min_kem: Kem | None = None  # None: an agreement of an earlier version (x25519 suffices)
 
     def body(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "v": 1,
             "id": self.id,
             "name": self.name,
@@ -54,6 +70,22 @@ class Agreement:
             "not_before": self.not_before,
             "not_after": self.not_after,
         }
+        if self.min_kem is not None:
+            body["min_kem"] = self.min_kem.value
+        return body
+
+    @property
+    def minimum_kem(self) -> Kem:
+        return self.min_kem if self.min_kem is not None else Kem.X25519
+
+    def check_kem(self, device: str, kem: Kem) -> None:
+        """Refuse (ROLE_NOT_ALLOWED) a member whose HPKE key is weaker than ``min_kem``."""
+        if KEM_STRENGTH[kem] < KEM_STRENGTH[self.minimum_kem]:
+            raise VerificationError(
+                Refusal.ROLE_NOT_ALLOWED,
+                f"{device}: HPKE key {kem.value} is weaker than agreement {self.id}'s "
+                f"minimum KEM {self.minimum_kem.value}",
+            )
 
     @property
     def digest(self) -> str:
@@ -82,19 +114,22 @@ class Agreement:
         parties: dict[str, list[str] | tuple[str, ...]],
         not_before: int,
         not_after: int,
+        *,
+        min_kem: Kem | None = None,
     ) -> Agreement:
-        obj = {
-            "body": {
-                "v": 1,
-                "id": id,
-                "name": name,
-                "parties": {a: sorted(r) for a, r in parties.items()},
-                "not_before": not_before,
-                "not_after": not_after,
-            },
-            "sigs": {},
+        """A new, unsigned agreement. ``min_kem`` None (for now the default, so that callers of
+        earlier versions keep working) writes no minimum; the CLI writes DEFAULT_MIN_KEM."""
+        body: dict[str, Any] = {
+            "v": 1,
+            "id": id,
+            "name": name,
+            "parties": {a: sorted(r) for a, r in parties.items()},
+            "not_before": not_before,
+            "not_after": not_after,
         }
-        return cls.decode(obj)
+        if min_kem is not None:
+            body["min_kem"] = Kem(min_kem).value
+        return cls.decode({"body": body, "sigs": {}})
 
     @classmethod
     def decode(cls, data: bytes | dict[str, Any]) -> Agreement:
@@ -111,7 +146,14 @@ class Agreement:
         if not parties:
             raise VerificationError(Refusal.MALFORMED, "agreement without parties")
         sigs = {check_agency_id(a): b64d(s) for a, s in get(obj, "sigs", dict).items()}
+        min_kem = None
+        if "min_kem" in body:
+            try:
+                min_kem = Kem(get(body, "min_kem", str))
+            except ValueError:
+                raise VerificationError(Refusal.MALFORMED, "unknown minimum KEM") from None
         return cls(
+            min_kem=min_kem,
             id=text_field(body, "id", max_len=MAX_ID),
             name=text_field(body, "name", max_len=MAX_NAME, min_len=0),
             parties=parties,

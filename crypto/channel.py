@@ -61,7 +61,15 @@ from .commit import (
 from .encoding import b64d, b64e, canonical, parse, signing_input
 from .encoding import field as get
 from .errors import Refusal, VerificationError
-from .identity import Credential, DeviceKeys, TrustBundle, check_device_id, verify_credential
+from .identity import (
+    Credential,
+    DeviceKeys,
+    TrustBundle,
+    check_device_id,
+    sign_device_statement,
+    verify_credential,
+    verify_device_statement,
+)
 from .sframe import CipherSuite
 
 __all__ = [
@@ -178,7 +186,7 @@ def _check_authority(
     if issuer_cred is None:
         raise VerificationError(Refusal.UNKNOWN_DEVICE, f"no credential for issuer {c.issuer}")
     verify_credential(issuer_cred, trust, now, revocations)
-    issuer_cred.sign_key.verify(c.signature, signing_input(COMMIT_DOMAIN, c.body()))
+    verify_device_statement(issuer_cred, trust, c.signature, signing_input(COMMIT_DOMAIN, c.body()))
     check_succession(c, previous, now, earlier=earlier)
     # The agreement: signed by every party, and the one the commit names.
     agreement = bundle.agreement
@@ -263,6 +271,7 @@ def verify_commit(
             raise VerificationError(Refusal.ROLE_NOT_ALLOWED, f"{e.device} as {e.role}")
         if (e.role == "observer") != (e.index is None):
             raise VerificationError(Refusal.ROLE_NOT_ALLOWED, f"{e.device}: index vs role")
+        agreement.check_kem(e.device, cred.hpke_key.kem)  # sealed to no weaker key
     return c
 
 
@@ -291,10 +300,15 @@ def create_commit(
     The rest of the commit policy (issuer listed, agreement and name kept, issue time) is left
     to :func:`verify_commit`, the one gate: what a caller asks for here is signed as asked.
     A member whose HPKE key cannot be sealed to (an X25519 point of small order) is refused
-    with ``VerificationError(MALFORMED)`` naming the device.
+    with ``VerificationError(MALFORMED)`` naming the device; one whose KEM is weaker than the
+    agreement's ``min_kem`` with ``ROLE_NOT_ALLOWED`` (:meth:`Agreement.check_kem`), as
+    :func:`verify_commit` would refuse it. The commit is signed with the issuer's composite
+    statement key if it has one (:func:`~crypto.identity.sign_device_statement`).
     """
     if len(members) > MAX_ROSTER:
         raise ValueError("roster too large")
+    for cred, _ in members:  # no epoch secret sealed to a key weaker than the agreement's
+        agreement.check_kem(cred.device, cred.hpke_key.kem)
     check_expiry(expires, agreement, issuer, [c for c, _ in members])
     epoch = previous.epoch + 1 if previous else 1
     prev_hash = previous.hash if previous else GENESIS
@@ -325,7 +339,7 @@ def create_commit(
         confirm=key_confirmation(secret, channel, epoch),
         signature=b"",
     )
-    sig = issuer_keys.sign.sign(signing_input(COMMIT_DOMAIN, unsigned.body()))
+    sig = sign_device_statement(issuer_keys, signing_input(COMMIT_DOMAIN, unsigned.body()))
     commit = Commit.decode({"body": unsigned.body(), "sig": b64e(sig)})
     info = seal_info(channel, epoch, commit.hash)
     creds = {c.device: c for c, _ in members}

@@ -16,6 +16,11 @@ Reading refuses rather than guesses: a passphrase given for a file that is not s
 error (the operator believes it is protected); a key file is opened without following a
 symbolic link, and refused unless it is a regular file owned by the user reading it that
 group and others cannot read (checked on the open file, not on the path).
+
+Composite keys (:mod:`crypto.composite`): an agency root's material is ``{"composite": …}``
+(the 64-byte ML-DSA-65 seed || Ed25519 key) instead of ``{"sign": …}``; a device's gains
+``"statement"`` (its composite statement key) beside ``sign`` and ``hpke``. Files without
+them are the Ed25519-only files of earlier versions and load as before.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from .composite import CompositeSigningKey
 from .encoding import b64d, b64e, canonical, parse
 from .encoding import field as get
 from .errors import KeyFileError, VerificationError
@@ -179,7 +185,8 @@ def read_private(path: str | os.PathLike[str]) -> bytes:
 
 
 def save_root(path: str | os.PathLike[str], root: AgencyRoot, passphrase: str | None) -> None:
-    material = {"sign": b64e(root.key.to_bytes())}
+    field = "composite" if isinstance(root.key, CompositeSigningKey) else "sign"
+    material = {field: b64e(root.key.to_bytes())}
     write_private(path, seal_keyfile("agency-root", root.agency, material, passphrase))
 
 
@@ -188,6 +195,10 @@ def load_root(path: str | os.PathLike[str], passphrase: str | None) -> AgencyRoo
     if kind != "agency-root":
         raise KeyFileError(f"{path} is a {kind} key file, not an agency root")
     try:
+        if set(material) == {"composite"}:
+            return AgencyRoot(
+                check_agency_id(name), CompositeSigningKey(b64d(material["composite"]))
+            )
         return AgencyRoot(check_agency_id(name), SigningKey.from_bytes(b64d(material["sign"])))
     except (KeyError, TypeError, ValueError, VerificationError):
         raise KeyFileError(f"{path}: damaged agency root key material")
@@ -218,6 +229,8 @@ def save_device(
         "hpke_kem": keys.hpke.kem.value,
         "hpke": b64e(keys.hpke.to_bytes()),
     }
+    if keys.statement is not None:
+        material["statement"] = b64e(keys.statement.to_bytes())
     write_private(path, seal_keyfile("device", device, material, passphrase))
 
 
@@ -226,9 +239,11 @@ def load_device(path: str | os.PathLike[str], passphrase: str | None) -> tuple[s
     if kind != "device":
         raise KeyFileError(f"{path} is a {kind} key file, not a device key")
     try:
+        statement = material.get("statement")
         keys = DeviceKeys(
             SigningKey.from_bytes(b64d(material["sign"])),
             HpkePrivateKey(Kem(material["hpke_kem"]), b64d(material["hpke"])),
+            None if statement is None else CompositeSigningKey(b64d(statement)),
         )
     except (KeyError, TypeError, ValueError, VerificationError):
         raise KeyFileError(f"{path}: damaged device key material") from None

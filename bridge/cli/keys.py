@@ -107,6 +107,11 @@ def register(subparsers: Subparsers) -> None:
     p = root_cmds.add_parser("create", help="generate an agency root key (0600)")
     p.add_argument("--agency", required=True, help="agency id, e.g. us-cbp")
     p.add_argument("--out", required=True, help="root key file to create")
+    p.add_argument(
+        "--composite",
+        action="store_true",
+        help="a composite ML-DSA-65 + Ed25519 root (post-quantum); partners re-pin it",
+    )
     _passphrase_arg(p, "new root key's")
     p.set_defaults(func=root_create)
     p = root_cmds.add_parser("public", help="export a root's public key for partners")
@@ -131,7 +136,18 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--kind", choices=KINDS, default="console", help="default: %(default)s")
     p.add_argument("--alias", default="", help=f"display name (≤{MAX_ALIAS} chars)")
     p.add_argument("--days", type=_positive, default=365, help="validity (default: %(default)s)")
-    p.add_argument("--kem", choices=sorted(KEMS), default="x25519", help="hybrid = ML-KEM-768")
+    p.add_argument(
+        "--kem",
+        choices=sorted(KEMS),
+        default="hybrid",
+        help="hybrid = ML-KEM-768 + X25519 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--composite",
+        action="store_true",
+        help="also a composite ML-DSA-65 + Ed25519 key that signs the commits it issues "
+        "(dispatchers, under a bundle with --min-signature composite)",
+    )
     p.add_argument("--serial", type=_positive, help="default: next from ROOT.serials")
     p.add_argument("--key-out", help="device private key file (default: NAME.key)")
     p.add_argument("--cred-out", help="credential file (default: NAME.cred)")
@@ -154,6 +170,12 @@ def register(subparsers: Subparsers) -> None:
         help="a participating agency and the roles its devices may hold (repeat)",
     )
     p.add_argument("--days", type=_positive, default=30, help="validity (default: %(default)s)")
+    p.add_argument(
+        "--min-kem",
+        choices=sorted(KEMS),
+        default="hybrid",
+        help="weakest HPKE KEM a member may have (default: %(default)s)",
+    )
     p.add_argument("--out", required=True, help="agreement file to write")
     p.set_defaults(func=agreement_create)
     p = agr_cmds.add_parser("sign", help="add your agency's signature, in place")
@@ -177,6 +199,12 @@ def register(subparsers: Subparsers) -> None:
     p = cmds.add_parser("bundle", help="build a trust bundle from public root exports")
     p.add_argument("--pub", required=True, action="append", help="public export (repeat)")
     p.add_argument("--out", required=True, help="trust bundle to write")
+    p.add_argument(
+        "--min-signature",
+        choices=("ed25519", "composite"),
+        default="ed25519",
+        help="composite: refuse Ed25519-only roots and statements (default: %(default)s)",
+    )
     p.set_defaults(func=build_bundle)
 
     p = cmds.add_parser(

@@ -20,7 +20,7 @@ from bridge.cli.keys_files import (
     window,
     write_public,
 )
-from bridge.cli.keys_issue import CLOCK_SKEW, DAY
+from bridge.cli.keys_issue import CLOCK_SKEW, DAY, KEMS
 from bridge.errors import ConfigError
 from crypto.agreement import (
     AGREEMENT_DOMAIN,
@@ -44,10 +44,14 @@ def agreement_create(args: argparse.Namespace) -> int:
         parties[agency] = roles
     now = int(time.time())
     agreement = Agreement.create(
-        args.id, args.name, parties, now - CLOCK_SKEW, now + args.days * DAY
-    )
+        args.id, args.name, parties, now - CLOCK_SKEW, now + args.days * DAY,
+        min_kem=KEMS[args.min_kem],
+    )  # fmt: skip
     write_public(args.out, agreement.encode())
-    print(f"wrote unsigned agreement {agreement.id} to {args.out}")
+    print(
+        f"wrote unsigned agreement {agreement.id} to {args.out} "
+        f"(members' minimum KEM: {agreement.minimum_kem.value})"
+    )
     print(f"each of {', '.join(sorted(agreement.parties))} now reviews and signs it in turn:")
     print(f"  crossband keys agreement show {args.out}")
     print(f"  crossband keys agreement sign --root AGENCY-ROOT-KEY {args.out}")

@@ -23,6 +23,7 @@ from bridge.cli.keys_files import (
 )
 from bridge.errors import ConfigError
 from crypto.agreement import RevocationList, verify_revocation_list
+from crypto.composite import AnyVerifyKey, kind_of, verify_key_from_bytes
 from crypto.encoding import b64d, b64e, canonical, field
 from crypto.errors import VerificationError
 from crypto.identity import (
@@ -34,7 +35,7 @@ from crypto.identity import (
     issue_credential,
 )
 from crypto.keyfile import save_device, save_relay_key, save_root
-from crypto.keys import Kem, SigningKey, VerifyKey
+from crypto.keys import Kem, SigningKey
 
 log = logging.getLogger("bridge.cli.keys")
 
@@ -47,10 +48,10 @@ KEMS = {"x25519": Kem.X25519, "hybrid": Kem.MLKEM768_X25519}
 def root_create(args: argparse.Namespace) -> int:
     refuse_overwrite(args.out)
     passphrase = passphrase_for_new_key(args.passphrase_env, args.out)
-    root = AgencyRoot.generate(args.agency)
+    root = AgencyRoot.generate(args.agency, composite=args.composite)
     save_root(args.out, root, passphrase)
     log.info("agency root created", extra={"agency": root.agency, "path": args.out})
-    print(f"created agency root {root.agency} in {args.out}")
+    print(f"created {kind_of(root.key)} agency root {root.agency} in {args.out}")
     print(f"fingerprint: {grouped(root.public.fingerprint)}")
     return 0
 
@@ -58,7 +59,7 @@ def root_create(args: argparse.Namespace) -> int:
 def root_public(args: argparse.Namespace) -> int:
     root = load_root_file(args.root, args.passphrase_env)
     write_public(args.out, canonical({"agency": root.agency, "key": b64e(root.public.raw)}))
-    print(f"wrote public root of {root.agency} to {args.out}")
+    print(f"wrote public {kind_of(root.key)} root of {root.agency} to {args.out}")
     print(f"fingerprint: {grouped(root.public.fingerprint)}")
     return 0
 
@@ -84,7 +85,7 @@ def device_issue(args: argparse.Namespace) -> int:
     device = check_device_id(f"{root.agency}/{args.name}")
     passphrase = passphrase_for_new_key(args.device_passphrase_env, key_out)
     now = int(time.time())
-    keys = DeviceKeys.generate(KEMS[args.kem])
+    keys = DeviceKeys.generate(KEMS[args.kem], composite=args.composite)
     serial = reserve_serial(args.root, root.agency, args.serial)
     cred = issue_credential(
         root,
@@ -104,6 +105,8 @@ def device_issue(args: argparse.Namespace) -> int:
         f"issued {device} serial {serial}: {cred.kind}, roles {','.join(cred.roles)}, "
         f"kem {cred.hpke_key.kem.value}, valid until {utc(cred.not_after)}"
     )
+    if cred.statement_key is not None:
+        print("commits it issues are signed composite (ML-DSA-65 + Ed25519)")
     print(f"private key: {key_out}  credential: {cred_out}  fingerprint: {cred.fingerprint}")
     return 0
 
@@ -131,21 +134,27 @@ def revoke(args: argparse.Namespace) -> int:
 
 
 def build_bundle(args: argparse.Namespace) -> int:
-    roots: dict[str, VerifyKey] = {}
+    roots: dict[str, AnyVerifyKey] = {}
     for path in args.pub:
         obj = read_statement(path, "public root export")
         try:
             agency = check_agency_id(field(obj, "agency", str))
-            key = VerifyKey(b64d(field(obj, "key", str)))
+            key = verify_key_from_bytes(b64d(field(obj, "key", str)))
         except VerificationError as exc:
             raise VerificationError(exc.code, f"{path}: public root export: {exc.detail}")
         if agency in roots and roots[agency] != key:
             raise ConfigError(f"{path}: {agency} given twice with different keys; refusing")
         roots[agency] = key
-    bundle = TrustBundle(roots)
+    try:
+        bundle = TrustBundle(roots, min_signature=args.min_signature)
+    except VerificationError as exc:
+        raise ConfigError(f"--min-signature {args.min_signature}: {exc.detail}") from None
     write_public(args.out, bundle.encode())
-    print(f"wrote trust bundle of {len(roots)} pinned roots to {args.out}:")
+    print(
+        f"wrote trust bundle of {len(roots)} pinned roots to {args.out} "
+        f"(min signature {args.min_signature}):"
+    )
     for agency, key in sorted(roots.items()):
-        print(f"  {agency:<12} {grouped(key.fingerprint)}")
+        print(f"  {agency:<12} {grouped(key.fingerprint)}  ({kind_of(key)})")
     print("compare every fingerprint with its agency out of band before deploying this bundle")
     return 0
