@@ -11,7 +11,8 @@ Theory of operation
   tail before a floor release, a burst seal's wait, old epoch keys to erase, forgetting the
   message ids the relay can no longer redeliver: :mod:`bridge.endpoint.seen`; our signed
   commit confirmations and the freshness alarms: :mod:`bridge.endpoint.confirmations`; a
-  relay emergency nobody signed: :mod:`bridge.endpoint.emergency_watch`);
+  relay emergency nobody signed: :mod:`bridge.endpoint.emergency_watch`; a revoked member to
+  commit out, a stale revocation list: :mod:`bridge.endpoint.revocation`);
 - finished commit verifications: :meth:`~EndpointCore.job_done`.
 
 What it wants done is read back: :meth:`~EndpointCore.data_to_send` (control messages, in
@@ -38,7 +39,6 @@ import json
 import logging
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from bridge.endpoint import events as ev
@@ -51,8 +51,10 @@ from bridge.endpoint.emergency_watch import EmergencyWatch
 from bridge.endpoint.floorview import FloorView
 from bridge.endpoint.output import Answer, Output, VerifyJob
 from bridge.endpoint.receive import MALFORMED_CONTENT, MALFORMED_FROM_RELAY, Delivery, RelayInput
+from bridge.endpoint.revocation import Revocations
 from bridge.endpoint.seen import SEEN_TTL, SeenIds
 from bridge.endpoint.state import EndpointState
+from bridge.endpoint.tails import Tail as _Tail
 from bridge.endpoint.voice import VoicePath, due
 from bridge.errors import LocalProtocolError, RemoteProtocolError
 from bridge.wire import control as p
@@ -91,15 +93,6 @@ STATS = (
 )
 
 
-@dataclass
-class _Tail:
-    """A floor release held back until our last UDP frames are ahead of it."""
-
-    deadline: float
-    armed: float
-    sealed: tuple[BurstSeal, bytes] | None
-
-
 class EndpointCore(RelayInput):
     def __init__(
         self,
@@ -125,8 +118,9 @@ class EndpointCore(RelayInput):
         self.floorview = FloorView(self.device, self.out)
         self.emergencies = SignedEmergencies(self.out)
         self.watch = EmergencyWatch(self.device, self.out, self.emergencies.declared)
-        refresh = lambda ch, m, t: self.build_commit(ch, m, None, None, None, t)  # noqa: E731
+        refresh = lambda ch, m, t, x=None, a=None: self.build_commit(ch, m, a, None, x, t)  # noqa
         self.confirms = Confirmations(keys.sign, self.book, self.out, self.stats, refresh)
+        self.revoke = Revocations(self.book, self.out, refresh)  # issue 10: lists that act
         self.seen = SeenIds(state, seen_ttl)
         self.channel_no: dict[str, int] = {}
         self._by_no: dict[int, str] = {}
@@ -196,7 +190,7 @@ class EndpointCore(RelayInput):
         times += [t for m in self.channels.values() if (t := m.get_timer()) is not None]
         if (seal := self.voice.get_timer()) is not None:
             times.append(seal)
-        for part in (self.seen, self.confirms, self.watch):
+        for part in (self.seen, self.confirms, self.watch, self.revoke):
             if (t := part.get_timer()) is not None:
                 times.append(t)
         return min(times, default=None)
@@ -213,6 +207,7 @@ class EndpointCore(RelayInput):
         self.seen.handle_timer(now)
         self.confirms.handle_timer(now)
         self.watch.handle_timer(now)
+        self.revoke.handle_timer(now)
 
     # -- input the freshness rules see first (bridge.endpoint.receive does the rest) -----------
 
@@ -222,18 +217,20 @@ class EndpointCore(RelayInput):
         if isinstance(data, str | bytes) and len(data) <= p.MAX_CONTROL:
             with contextlib.suppress(RemoteProtocolError):
                 msg = p.parse_json(data)  # what does not parse: the receiver counts it
-        if isinstance(msg, dict) and msg.get("t") == "confirm":
-            try:
-                self.confirms.on_relay(msg, now)
-            except RemoteProtocolError:
-                self._malformed()
-        else:
-            super().receive_control(msg, now)
+        early = {"confirm": self.confirms.on_relay, "revocation-list": self.revoke.on_relay}
+        if (handle := early.get(str(msg.get("t"))) if isinstance(msg, dict) else None) is None:
+            return super().receive_control(msg, now)
+        try:
+            handle(msg, now)
+        except RemoteProtocolError:
+            self._malformed()
 
     def _dispatch(self, msg: dict[str, Any], now: float) -> None:
         super()._dispatch(msg, now)
         if msg["t"] == "floor" and msg["event"] == "emergency" and msg["ch"] in self.channels:
             self.watch.on_relay(msg["ch"], bool(msg.get("active")), msg.get("device"), now)
+        elif msg["t"] == "revocation-ok":  # ours: the relay pushes it to everyone but us
+            self.revoke.on_ok(msg["agency"], msg["number"], now)
 
     def job_done(self, job: VerifyJob, result: PreparedCommit | CryptoError, now: float) -> None:
         super().job_done(job, self.confirms.check_join(job, result, now), now)
@@ -281,6 +278,7 @@ class EndpointCore(RelayInput):
         return out
 
     def publish_revocation(self, rl: RevocationList) -> None:
+        self.revoke.published(rl)
         self.out.send("revocation", list=json.loads(rl.encode()))
 
     def send_raw(self, control: str) -> None:

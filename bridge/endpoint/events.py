@@ -191,6 +191,27 @@ class EmergencyUnsigned:
 
 
 @dataclass(frozen=True)
+class RevocationLearned:
+    """A newer revocation list of ``agency`` verified against its root and adopted (pushed by
+    the relay, or ours once the relay took it); ``revoked``: devices of our channels it
+    revokes (a dispatcher re-commits without them: :mod:`bridge.endpoint.revocation`)."""
+
+    agency: str
+    number: int
+    revoked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RevocationStale:
+    """The newest revocation list we hold of ``agency`` is past its next-update time: a
+    device revoked since may not have reached us (the relay may be withholding the list)."""
+
+    agency: str
+    number: int
+    next_update: int
+
+
+@dataclass(frozen=True)
 class Error:
     code: str
     detail: str = ""
@@ -213,5 +234,7 @@ Event = (
     | BindingRefused
     | FreshnessAlarm
     | EmergencyUnsigned
+    | RevocationLearned
+    | RevocationStale
     | Error
 )
