@@ -10,7 +10,10 @@ on their own: reading nothing is a failure, never "plaintext found: 0".
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +41,17 @@ CHECKS = (
     "the relay's process memory was searched (and holds the public device ids)",
     "plaintext found at the relay (database, logs, audit log, memory): 0",
     "the relay's audit log verifies (hash chain intact)",
+)
+# The RCMP's Mumble channel and XMPP room (when murmurd and prosody are installed).
+NATIVE_CHECKS = (
+    "Cst.Tremblay's Mumble speech reached the Mexican observer, sealed by the bridge",
+    "a US radio call was heard in the RCMP Mumble channel",
+    "the XMPP officer's post reached US dispatch, signed by the bridge device",
+    "US dispatch's reply reached the XMPP room",
+)
+SKIPPED = (
+    "demo: Mumble channel skipped: murmurd is not installed (Debian package mumble-server)",
+    "demo: XMPP room skipped: prosody is not installed (Debian package prosody)",
 )
 # What the relay must have audited during the incident (metadata only).
 AUDITED = {"auth", "commit", "floor", "message", "disconnect"}
@@ -68,8 +82,8 @@ def held(checks: list[tuple[str, bool]], name: str) -> bool | None:
     return None
 
 
-def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+def run_demo(workdir: Path, env: dict[str, str] | None = None) -> str:
+    """Run ``crossband demo --duration 30``; its output, once it passed (exit 0)."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -79,14 +93,49 @@ def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=240,
+        env=env,
     )
     out = proc.stdout + proc.stderr
     failed = [line for line in out.splitlines() if "FAIL" in line or "ERROR" in line]
     assert proc.returncode == 0, "\n".join(failed) + "\n...\n" + out[-3000:]
     assert "result: ALL CHECKS PASSED" in out
+    return out
+
+
+def native_installed() -> bool:
+    """Whether murmurd and prosody are on PATH; in CI (which installs them) they must be."""
+    found = all(shutil.which(tool) for tool in ("murmurd", "prosody", "prosodyctl"))
+    if not found and os.environ.get("CI"):
+        pytest.fail(
+            "murmurd/prosody missing; CI runs ./deploy/setup.sh --test, which installs them"
+        )
+    return found
+
+
+def assert_servers_gone(out: str) -> None:
+    """The servers the demo said it started no longer listen on their ports."""
+    ports = [int(p) for p in re.findall(r"\((?:murmurd|prosody)\) on 127\.0\.0\.1:(\d+)", out)]
+    assert len(ports) == 2, out[:3000]
+    for port in ports:
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
+
+
+def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    native = native_installed()
+    out = run_demo(workdir)
 
     checks = check_lines(out)
     assert {name: held(checks, name) for name in CHECKS} == dict.fromkeys(CHECKS, True)
+    if native:  # the RCMP's Mumble channel and XMPP room took part, and their servers stopped
+        expected = dict.fromkeys(NATIVE_CHECKS, True)
+        assert {name: held(checks, name) for name in NATIVE_CHECKS} == expected
+        assert "xmpp:Cpl. Singh via ca-rcmp/xmpp-surrey: Marine unit 12" in out
+        assert not any(line in out for line in SKIPPED)
+        assert_servers_gone(out)
+    else:
+        assert all(line in out for line in SKIPPED)
     assert all(ok for _, ok in checks), [text for text, ok in checks if not ok]
     fields = summary_fields(out)
     assert fields["plaintext found at the relay"] == "0"
@@ -115,6 +164,19 @@ def test_demo_runs_headless_and_every_check_holds(tmp_path: Path) -> None:
     assert re.search(rf"OK, {len(records)} records, chain intact", verify.stdout), verify.stdout
     events = {r["event"] for r in records}
     assert AUDITED <= events, f"missing from the audit log: {AUDITED - events}"
+
+
+def test_demo_without_mumble_and_xmpp_says_so_and_passes(tmp_path: Path) -> None:
+    """A PATH without murmurd and prosody: one plain line each, the rest runs and passes."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    out = run_demo(tmp_path / "demo", env={**os.environ, "PATH": str(empty)})
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith("demo: ")] == list(SKIPPED)
+    checks = check_lines(out)
+    assert {name: held(checks, name) for name in CHECKS} == dict.fromkeys(CHECKS, True)
+    assert {name: held(checks, name) for name in NATIVE_CHECKS} == dict.fromkeys(NATIVE_CHECKS)
+    assert "ca-rcmp/mumble-surrey" not in out and "ca-rcmp/xmpp-surrey" not in out
 
 
 def test_demo_refuses_too_short_a_duration() -> None:

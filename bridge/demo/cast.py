@@ -60,6 +60,16 @@ DEVICES: dict[str, Position] = {
         "mx-gn", "console", ("observer",), "observer", "GN C4 Tijuana (observer)", Kem.X25519
     ),
 }
+MUMBLE_GW = "ca-rcmp/mumble-surrey"  # the RCMP's Mumble channel, when murmurd is installed
+XMPP_GW = "ca-rcmp/xmpp-surrey"  # the RCMP's XMPP room, when prosody is installed
+NATIVE: dict[str, Position] = {  # joined to the cast only when their server runs
+    MUMBLE_GW: Position(
+        "ca-rcmp", "radio-gateway", ("member",), "member", "RCMP Mumble bridge", Kem.X25519
+    ),
+    XMPP_GW: Position(
+        "ca-rcmp", "messaging-gateway", ("member",), "member", "RCMP XMPP bridge", Kem.X25519
+    ),
+}
 PITCH = {  # the positions with a radio and an RTP gateway, and their radio's voice pitch (Hz)
     "us-cbp/gw-blaine": 120.0,
     "ca-rcmp/gw-pacific": 190.0,

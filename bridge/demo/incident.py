@@ -4,6 +4,8 @@
 2. Two Canadian positions key up at the same moment: one talks, the other waits.
 3. The vessel's emergency preempts a US talker; every position sees the emergency.
 4. Dispatch messages cross the border and reach the observer.
+4b. The RCMP's Mumble channel and XMPP room take part, when their servers are installed
+   (:mod:`bridge.demo.native`).
 5. A compromised gateway is removed by a new commit and hears nothing after it.
 6. The vessel loses its link; messages wait at the relay; it catches up once, in order.
 
@@ -17,9 +19,9 @@ import asyncio
 import time
 
 from bridge.audio.sender import TalkSender
-from bridge.demo.cast import CH, DEVICES, OBSERVER
+from bridge.demo.cast import CH, OBSERVER
+from bridge.demo.native import Native
 from bridge.demo.radio import RATE, voice_like
-from bridge.demo.stage import Stage
 from bridge.demo.world import World
 from bridge.endpoint import events as ev
 
@@ -31,7 +33,7 @@ MISSED = (
 )
 
 
-class Incident(Stage):
+class Incident(Native):
     vessel_back_at = 0  # index of the vessel's first event after it reconnected
 
     async def script(self, world: World) -> None:
@@ -40,11 +42,12 @@ class Incident(Stage):
         await self.contention()
         await self.emergency()
         await self.dispatch_messages()
+        await self.native_channels()
         await self.remove_compromised_gateway(world)
         await self.vessel_offline(world)
 
     async def open_channel(self, world: World) -> None:
-        members = [(world.devices[d].cred, pos.role) for d, pos in DEVICES.items()]
+        members = [(world.devices[d].cred, pos.role) for d, pos in self.cast.items()]
         self.say(
             "CHAN",
             f"us-cbp/dispatch-blaine opens incident channel {CH} under "
@@ -155,7 +158,7 @@ class Incident(Stage):
     async def remove_compromised_gateway(self, world: World) -> None:
         gone = "ca-rcmp/gw-pacific"
         marks = {d: self.mark(d) for d in self.endpoints}
-        keep = [(world.devices[d].cred, pos.role) for d, pos in DEVICES.items() if d != gone]
+        keep = [(world.devices[d].cred, pos.role) for d, pos in self.cast.items() if d != gone]
         self.say("CHAN", f"us-cbp/dispatch-blaine removes {gone} (reported stolen)")
         await self.endpoints["us-cbp/dispatch-blaine"].commit(CH, keep)
         removed = await self.wait_for(gone, ev.ChannelUpdated, marks[gone], epoch=2)

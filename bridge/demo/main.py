@@ -42,6 +42,7 @@ class Demo(Incident):
     async def run(self) -> bool:
         deadline = self.t0 + self.duration
         self.say("START", f"Crossband demo: three agencies, one incident ({self.dir})")
+        await self.start_native()
         world = self.make_world()
         url = self.start_relay(world)
         try:
@@ -151,6 +152,10 @@ async def _main(args: argparse.Namespace) -> int:
         if demo.relay is not None:
             demo.relay.stop()
         ok = False
+    finally:  # never leave a server running, whatever ended the run (Ctrl-C too)
+        demo.stop_servers()
+        if demo.relay is not None:
+            demo.relay.stop()
     print(
         f"\nresult: {'ALL CHECKS PASSED' if ok else 'SOME CHECKS FAILED'} "
         f"(state kept in {workdir})",

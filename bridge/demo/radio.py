@@ -24,17 +24,38 @@ RATE = 8000
 FRAME = RATE // 50  # 20 ms
 
 
-def voice_like(seconds: float, pitch: float, seed: int = 0) -> np.ndarray:
-    """A voiced, syllable-modulated harmonic signal (not speech, but shaped like it)."""
+def voice_like(seconds: float, pitch: float, seed: int = 0, rate: int = RATE) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal (not speech, but shaped like it), at
+    ``rate``: the same signal at any rate (but for its faint noise) for a given seed."""
     rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    t = np.arange(n) / RATE
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
     f0 = pitch * (1 + 0.08 * np.sin(2 * math.pi * 0.7 * t))
-    phase = 2 * math.pi * np.cumsum(f0) / RATE
+    phase = 2 * math.pi * np.cumsum(f0) / rate
     tone = sum(np.sin(k * phase) / k for k in range(1, 6))
     syllables = 0.55 + 0.45 * np.sin(2 * math.pi * 3.1 * t + rng.uniform(0, 6.28))
     signal = 0.28 * tone * syllables + 0.01 * rng.standard_normal(n)
     out: np.ndarray = (np.clip(signal, -1, 1) * 32767 * 0.6).astype("<i2")
+    return out
+
+
+def speech_like(seconds: float, pitch: float, seed: int = 0, rate: int = RATE) -> np.ndarray:
+    """A voiced, syllabic signal shaped like a vowel: harmonics of a gliding ``pitch`` from the
+    2nd up, weighted by two formants (600 and 1500 Hz). Speech codecs (Opus in VoIP mode)
+    keep its waveform, not only its sound, so what comes out can be correlated with it."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = pitch * (1 + 0.08 * np.sin(2 * math.pi * 0.7 * t))
+    phase = 2 * math.pi * np.cumsum(f0) / rate
+    voiced = np.zeros(len(t))
+    for k in range(2, int(3800 // pitch) + 1):  # below 4 kHz: the same signal at 8 kHz
+        f = pitch * k
+        voiced += np.sin(k * phase) * (
+            np.exp(-((f - 600) ** 2) / 2e5) + 0.5 * np.exp(-((f - 1500) ** 2) / 4e5)
+        )
+    syllables = 0.55 + 0.45 * np.sin(2 * math.pi * 3.1 * t + rng.uniform(0, 6.28))
+    signal = voiced * syllables
+    out: np.ndarray = (signal / np.abs(signal).max() * 12000).astype("<i2")
     return out
 
 
@@ -53,9 +74,12 @@ class SimRadio:
     async def start(self) -> None:
         await self._driver.start()
 
-    async def talk(self, seconds: float, stop: asyncio.Event | None = None) -> int:
-        """Key up, talk for ``seconds`` (or until ``stop``), key down. Returns frames sent."""
-        pcm = voice_like(seconds, self.pitch, seed=int(self.pitch))
+    async def talk(
+        self, seconds: float, stop: asyncio.Event | None = None, voice: np.ndarray | None = None
+    ) -> int:
+        """Key up, talk for ``seconds`` (or until ``stop``), key down. Returns frames sent.
+        ``voice``: what to say (PCM at :data:`RATE`; default this radio's own voice)."""
+        pcm = voice_like(seconds, self.pitch, seed=int(self.pitch)) if voice is None else voice
         self._driver.start_burst()
         start = time.monotonic()
         frames = 0
@@ -84,6 +108,7 @@ class Speaker(asyncio.DatagramProtocol):
     voiced: int = 0  # packets whose audio is clearly not silence
     malformed: int = 0
     last: float = 0.0
+    recording: bytearray | None = None  # the decoded audio, while somebody listens closely
     transport: asyncio.DatagramTransport | None = field(default=None, repr=False)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -99,7 +124,10 @@ class Speaker(asyncio.DatagramProtocol):
             return  # RTCP or other payloads
         self.packets += 1
         self.last = time.monotonic()
-        pcm = np.frombuffer(ulaw_decode(pkt.payload), dtype="<i2").astype(np.float64)
+        raw = ulaw_decode(pkt.payload)
+        if self.recording is not None:
+            self.recording += raw
+        pcm = np.frombuffer(raw, dtype="<i2").astype(np.float64)
         if pcm.size and float(np.sqrt(np.mean(pcm**2))) > 300.0:
             self.voiced += 1
 

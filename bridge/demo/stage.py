@@ -17,9 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from adapters.rtp.adapter import RtpAdapter
 from adapters.rtp.mapping import load_gateway_config
-from bridge.demo.cast import CH, DEVICES, GATEWAYS, PITCH
+from bridge.demo.cast import CH, DEVICES, GATEWAYS, NATIVE, PITCH, Position
 from bridge.demo.narrator import Narrator
 from bridge.demo.radio import SimRadio, Speaker, open_speaker
 from bridge.demo.relay_process import RelayProcess
@@ -39,6 +41,7 @@ class Stage(Narrator):
         self.duration = duration
         self.pace = max(0.5, min(3.0, duration / 45.0))
         self.canaries: list[str] = []
+        self.cast: dict[str, Position] = dict(DEVICES)  # and the native bridges that are up
         self.endpoints: dict[str, Endpoint] = {}
         self.gateways: dict[str, Gateway] = {}
         self.radios: dict[str, SimRadio] = {}
@@ -56,7 +59,7 @@ class Stage(Narrator):
     # -- set-up -----------------------------------------------------------------------------------
 
     def make_world(self) -> World:
-        """Roots, the trilateral agreement signed by each agency in turn, the six devices."""
+        """Roots, the trilateral agreement signed by each agency in turn, the cast's devices."""
         now = int(time.time())
         world = make_world(
             now=now,
@@ -75,7 +78,7 @@ class Stage(Narrator):
                 f"({signed}/{len(AGENCIES)} signatures)",
             )
         verify_agreement(world.agreement, world.trust, now)
-        for device, pos in DEVICES.items():
+        for device, pos in self.cast.items():
             agency, name = device.split("/", 1)
             world.device(agency, name, pos.roles, pos.kem, kind=pos.kind, alias=pos.alias, days=1)
             roles = ",".join(pos.roles)
@@ -103,7 +106,7 @@ class Stage(Narrator):
         await ep.wait_connected(15)
         self.endpoints[name] = ep
         self.received.setdefault(name, [])
-        if name in GATEWAYS:
+        if name in GATEWAYS or name in NATIVE:
             await self._attach_gateway(name, ep)
         self._pumps[name] = asyncio.create_task(self._pump(name, ep))
         return ep
@@ -178,15 +181,20 @@ class Stage(Narrator):
     def mark(self, device: str) -> int:
         return len(self.received.get(device, []))
 
-    async def radio_call(self, device: str, seconds: float) -> int:
+    async def radio_call(self, device: str, seconds: float, voice: np.ndarray | None = None) -> int:
         self.say("RADIO", f"{device}: key up ({seconds:.1f} s of voice into its RTP gateway)")
-        frames = await self.radios[device].talk(seconds)
+        frames = await self.radios[device].talk(seconds, voice=voice)
         self.tally.bursts += 1
         return frames
 
-    async def message(self, sender: str, text: str) -> None:
+    def canary(self) -> str:
+        """A fresh marker for a message's plaintext, searched for at the relay at the end."""
         canary = f"canary-{secrets.token_hex(6)}"
         self.canaries.append(canary)
+        return canary
+
+    async def message(self, sender: str, text: str) -> None:
+        canary = self.canary()
         await self.endpoints[sender].send_text(CH, f"{text} [{canary}]")
         self.tally.messages_sent += 1
         self.say("SEND", f"{sender}: {text!r} (accepted by the relay, stored durably)")
