@@ -39,6 +39,7 @@ _COMMAND_MODULES = [
     "bridge.cli.audit",
     "bridge.cli.relay",
     "bridge.cli.endpoint",
+    "bridge.cli.console",
     "bridge.demo.main",
 ]
 LOG_LEVELS = ("debug", "info", "warning", "error")
