@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import re
+from collections import deque
 from dataclasses import dataclass
 
 from adapters.base import Adapter, EventSink, Pcm, TalkEnd, TalkStart
@@ -33,6 +34,8 @@ from adapters.sip.events import (
     CallUpdated,
     DtmfInfo,
     IncomingCall,
+    Registered,
+    RegistrationFailed,
     UaEvent,
 )
 from adapters.sip.floor import CallerFloor, FloorOutput
@@ -68,6 +71,7 @@ class SipEndpoint:
         self.lines: dict[str, SipAdapter] = {}
         self.calls: dict[str, SipAdapter] = {}
         self._running = 0
+        self.registered = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -77,6 +81,9 @@ class SipEndpoint:
     async def acquire(self, line: SipAdapter) -> None:
         if self._running == 0:
             await self.driver.start()
+            if self.config.register is not None:
+                self.ua.register(self.config.register, self.driver.now())
+                self.driver.flush()
         self._running += 1
         self.lines[line.line.extension] = line
 
@@ -99,6 +106,10 @@ class SipEndpoint:
             task = asyncio.get_running_loop().create_task(line._answer(event))  # noqa: SLF001
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        elif isinstance(event, Registered | RegistrationFailed):
+            self.registered = isinstance(event, Registered)
+            if isinstance(event, RegistrationFailed):  # the status and a fixed reason only
+                log.warning("sip: registration failed (%d %s)", event.status, event.reason)
         elif isinstance(event, CallConfirmed | CallEnded | CallUpdated | DtmfInfo):
             owner = self.calls.get(event.call_id)
             if isinstance(event, CallEnded):
@@ -121,6 +132,7 @@ class SipAdapter(Adapter):
         self._sink: EventSink | None = None
         self._talkers: set[str] = set()
         self._numbers = itertools.count(1)
+        self.recent: deque[tuple[str, str]] = deque(maxlen=32)  # (source, codec) answered
 
     async def start(self, sink: EventSink) -> None:
         self._sink = sink
@@ -155,7 +167,14 @@ class SipAdapter(Adapter):
         if caller.ended:  # cancelled while the socket opened
             media.close()
             return
-        caller.media, caller.answered = media, True
+        caller.media = media
+        if self.line.answer_after > 0:
+            self.endpoint.driver.ring(event.call_id)
+            await asyncio.sleep(self.line.answer_after)
+            if caller.ended:
+                return
+        caller.answered = True
+        self.recent.append((caller.source, event.negotiated.payload.name))
         self.endpoint.driver.answer(event.call_id, rtp)
         if self._talkers:
             media.start_burst()
@@ -204,14 +223,14 @@ class SipAdapter(Adapter):
     def talk_started(self, talker: str) -> None:
         self._talkers.add(talker)
         for caller in self.callers.values():
-            if caller.media is not None:
+            if caller.media is not None and caller.answered:
                 caller.media.start_burst()
 
-    def play(self, pcm: bytes, talkers: tuple[str, ...]) -> None:
+    def play(self, pcm: bytes, talkers: tuple[str, ...], *, at: float | None = None) -> None:
         if not self._talkers:
             return
         for caller in self.callers.values():
-            if caller.media is not None:
+            if caller.media is not None and caller.answered:
                 caller.media.send_audio(pcm)
 
     def talk_ended(self, talker: str, verified: bool) -> None:

@@ -101,6 +101,10 @@ class SipDriver:
         self.ua.answer(call_id, rtp, self.now())
         self.flush()
 
+    def ring(self, call_id: str) -> None:
+        self.ua.ring(call_id, self.now())
+        self.flush()
+
     def reject(self, call_id: str, status: int) -> None:
         self.ua.reject(call_id, status, self.now())
         self.flush()

@@ -28,6 +28,7 @@ from adapters.sip.sdp import Negotiated
 __all__ = ["CallMedia"]
 
 log = logging.getLogger(__name__)
+JITTER_MARGIN = 0.03  # seconds the re-timer starts with: phones' RTP comes with some jitter
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -76,7 +77,8 @@ class CallMedia:
         old = getattr(self, "receiver", None)
         if old is None or old.config.payloads[0] != negotiated.payload:
             self.receiver = RetimedReceiver(
-                RtpReceiverConfig((negotiated.payload,), rate=self.rate, hang_time=0.5)
+                RtpReceiverConfig((negotiated.payload,), rate=self.rate, hang_time=0.5),
+                base_delay=JITTER_MARGIN,
             )
             self.sender = RtpSender(
                 RtpSenderConfig(

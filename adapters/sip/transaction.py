@@ -73,9 +73,8 @@ class ClientTransaction:
             return True
         self.next_send = None
         self.deadline = None
-        self.linger_until = now + (T4 if not self.invite else 32.0 if status >= 300 else 0.0)
-        if self.invite and status < 300:
-            self.done = True  # the 2xx ends the INVITE client transaction (§17.1.1.2)
+        # Timer K (T4), Timer D (32 s); after a 2xx, 64·T1 to ACK its retransmissions (RFC 6026)
+        self.linger_until = now + (T4 if not self.invite else 32.0 if status >= 300 else 64 * T1)
         return True
 
     def handle_timer(self, now: float) -> TimerResult:

@@ -1,9 +1,8 @@
 """The sans-IO SIP user agent core (RFC 3261): UAS and UAC over UDP.
 
-Driven by ``receive_datagram(data, addr, now)``, ``handle_timer(now)`` and the calls
-:meth:`answer`, :meth:`reject`, :meth:`hangup`, :meth:`invite`; its output is read with
-``datagrams_to_send()`` and ``events_received()`` (:mod:`adapters.sip.events`), its next
-deadline with ``get_timer()``. ``now`` is monotonic seconds.
+Driven by ``receive_datagram(data, addr, now)``, ``handle_timer(now)`` and :meth:`answer`,
+:meth:`ring`, :meth:`reject`, :meth:`hangup`, :meth:`invite`, :meth:`register`; read with
+``datagrams_to_send()``, ``events_received()``, ``get_timer()``; ``now``: monotonic seconds.
 
 How a call in goes: an INVITE (no To tag) to a configured extension (``extensions``; any user
 if empty, else 404) with an SDP offer we can answer (else 488, :mod:`adapters.sip.sdp`) gets
@@ -11,17 +10,12 @@ if empty, else 404) with an SDP offer we can answer (else 488, :mod:`adapters.si
 :meth:`answer`, which sends 200 OK with our SDP, retransmitted (T1 doubling to T2) until the
 ACK — or, after 64·T1 without one, BYE and ``CallEnded("no_ack")`` (§13.3.1.4). CANCEL before
 the answer: 200 to the CANCEL, 487 to the INVITE (§9.2). BYE: 200 and ``CallEnded("bye")``.
-A re-INVITE in the dialog is answered with our SDP again (hold: ``CallUpdated(on_hold)``).
-In-dialog requests for no dialog we know get 481 (§12.2.2). OPTIONS: 200 with ``Allow``.
-Methods we do not serve: 405. A malformed request whose headers are readable gets 400 (or the
-status its :class:`~adapters.sip.message.SipError` names); anything else is dropped and
-counted. Retransmitted requests get the last response again (:mod:`adapters.sip.transaction`).
-Responses go back to the request's source address (RFC 3581 symmetric response).
+A re-INVITE is answered with our SDP again (hold: ``CallUpdated``); a request for no known
+dialog gets 481 (§12.2.2); OPTIONS 200; other methods 405; a malformed request with readable
+headers 400 (or its :class:`~adapters.sip.message.SipError` status), else it is dropped.
+Retransmitted requests get the last response again; responses go to the source (RFC 3581).
 
-How a call out goes: :meth:`invite` sends an INVITE with our offer (Timer A/B); a 2xx is
-ACKed (and its retransmissions too) and becomes :class:`CallAnswered`; a final ≥300 is ACKed
-and becomes ``CallEnded("rejected", status)``; no answer in 64·T1 is ``CallEnded("timeout")``.
-:meth:`hangup` sends BYE (Timer E/F), or CANCEL while the INVITE has no final response.
+Calls out: :mod:`adapters.sip.uac`; registration: :mod:`adapters.sip.register`.
 """
 
 from __future__ import annotations
@@ -34,14 +28,10 @@ from adapters.sip.dialog import (
     build_response,
     in_dialog_request,
     new_tag,
-    uri_address,
-    uri_of,
-    uri_user,
 )
 from adapters.sip.events import (
     CallConfirmed,
     CallEnded,
-    IncomingCall,
     Refused,
     UaEvent,
 )
@@ -52,7 +42,8 @@ from adapters.sip.message import (
     header_params,
     parse_message,
 )
-from adapters.sip.sdp import Codec, SdpError, answer, build_sdp, parse_sdp
+from adapters.sip.register import Registration, RegistrationConfig
+from adapters.sip.sdp import Codec, build_sdp
 from adapters.sip.transaction import ClientTransaction, ServerTransaction
 
 __all__ = ["UaConfig", "UserAgent"]
@@ -81,14 +72,14 @@ class UserAgent:
         self.port = config.port  # the driver sets the bound one (``port: 0``)
         self.calls: dict[str, Call] = {}
         self.server_tx: dict[tuple[str, str], ServerTransaction] = {}
-        self.client_tx: dict[str, ClientTransaction] = {}
-        self.stats = {"malformed": 0, "dropped": 0, "refused": 0, "retransmits": 0}
+        self.client_tx: dict[tuple[str, str], ClientTransaction] = {}  # (branch, method)
+        self.stats = {"malformed": 0, "dropped": 0, "refused": 0, "retransmits": 0, "resent": 0}
         self._out: list[tuple[bytes, Addr]] = []
         self._events: list[UaEvent] = []
-        self._tx_call: dict[str, str] = {}  # client branch → call id
-        self.acks: dict[str, tuple[bytes, Addr]] = {}  # call id → our ACK of its final response
+        self._tx_call: dict[str, str] = {}  # client branch → call id (CANCEL shares it)
+        self.acks: dict[str, tuple[bytes, Addr]] = {}
+        self.registration: Registration | None = None  # call id → our ACK of its final response
 
-    # --- plumbing --------------------------------------------------------------------------
     @property
     def local(self) -> Addr:
         return (self.config.host, self.port)
@@ -117,7 +108,6 @@ class UserAgent:
         tx.respond(status, data, now)
         self._send(data, tx.dest)
 
-    # --- input -----------------------------------------------------------------------------
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         """Handle one datagram from ``addr``; never raises for what the peer sent."""
         try:
@@ -152,7 +142,7 @@ class UserAgent:
             return
         tx = self.server_tx[key] = ServerTransaction(branch, req.method, addr, cseq=req.cseq[0])
         handler = {
-            "INVITE": UserAgent._on_invite,
+            "INVITE": uas.on_invite,
             "BYE": uas.on_bye,
             "CANCEL": uas.on_cancel,
             "OPTIONS": uas.on_options,
@@ -177,32 +167,6 @@ class UserAgent:
             return None
         return call
 
-    def _on_invite(self, tx: ServerTransaction, req: SipRequest, now: float) -> None:
-        if header_params(req.get("To") or "")[1].get("tag"):
-            uas.on_reinvite(self, tx, req, now)
-            return
-        user = uri_user(req.uri)
-        if self.config.extensions and user not in self.config.extensions:
-            return self._refuse(tx, req, 404, "unknown_extension", now)
-        if req.call_id in self.calls:
-            return self._refuse(tx, req, 482, "merged_request", now)
-        try:
-            negotiated = answer(parse_sdp(req.body), self.config.codecs)
-        except SdpError as exc:
-            return self._refuse(tx, req, exc.status, "sdp_" + exc.code, now)
-        self._respond(tx, req, 100, now)
-        contact = req.get("Contact")
-        target = uri_of(contact) if contact else uri_of(req.get("From") or "")
-        call = Call(
-            req.call_id, new_tag(), uri_of(req.get("To") or ""), uri_of(req.get("From") or ""),
-            target, uri_address(target) or tx.dest, outgoing=False, state="offered",
-            remote_tag=header_params(req.get("From") or "")[1].get("tag", ""),
-            route=req.values("Record-Route"), remote_cseq=req.cseq[0], invite=req,
-            negotiated=negotiated, user=user,
-        )  # fmt: skip
-        self.calls[call.call_id] = call
-        self._events.append(IncomingCall(call.call_id, user, call.remote_uri, negotiated))
-
     def _sdp(self, call: Call) -> bytes:
         assert call.local_rtp is not None and call.negotiated is not None
         n = call.negotiated
@@ -220,6 +184,13 @@ class UserAgent:
         tx = self._invite_tx(call)
         if tx is not None:
             self._respond(tx, call.invite, 200, now, tag=call.local_tag, body=self._sdp(call))
+
+    def ring(self, call_id: str, now: float) -> None:
+        """Tell the caller we are ringing (180, with our tag) before :meth:`answer`."""
+        call = self.calls.get(call_id)
+        if call is not None and call.state == "offered" and call.invite is not None:
+            if (tx := self._invite_tx(call)) is not None:
+                self._respond(tx, call.invite, 180, now, tag=call.local_tag)
 
     def reject(self, call_id: str, status: int, now: float) -> None:
         call = self.calls.get(call_id)
@@ -272,9 +243,16 @@ class UserAgent:
     def _client(self, req: SipRequest, dest: Addr, now: float, call_id: str) -> None:
         branch = header_params(req.values("Via")[0])[1]["branch"]
         data = req.serialize()
-        self.client_tx[branch] = ClientTransaction(branch, req.method, data, dest, now)
+        self.client_tx[(branch, req.method)] = ClientTransaction(
+            branch, req.method, data, dest, now
+        )
         self._tx_call[branch] = call_id
         self._send(data, dest)
+
+    def register(self, config: RegistrationConfig, now: float) -> None:
+        """Register our Contact with a registrar (:mod:`adapters.sip.register`)."""
+        self.registration = Registration(self, config)
+        self.registration.start(now)
 
     def _on_response(self, resp: SipResponse, now: float) -> None:
         uac.on_response(self, resp, now)
@@ -283,6 +261,7 @@ class UserAgent:
     def get_timer(self) -> float | None:
         times = [t.get_timer() for t in self.server_tx.values()]
         times += [t.get_timer() for t in self.client_tx.values()]
+        times.append(self.registration.get_timer() if self.registration else None)
         live = [t for t in times if t is not None]
         return min(live) if live else None
 
@@ -290,9 +269,8 @@ class UserAgent:
         for key, stx in list(self.server_tx.items()):
             result = stx.handle_timer(now)
             if result.resend is not None:
+                self.stats["resent"] += 1
                 self._send(result.resend, stx.dest)
-            if result.finished:
-                del self.server_tx[key]
             if result.timed_out and stx.final < 300:
                 call = next((c for c in self.calls.values() if c.state == "answered"
                              and self._invite_tx(c) is stx), None)  # fmt: skip
@@ -300,13 +278,23 @@ class UserAgent:
                     self._client(in_dialog_request(call, "BYE", self.local), call.peer, now,
                                  call.call_id)  # fmt: skip
                     self._end(call, "no_ack")
-        for branch, ctx in list(self.client_tx.items()):
+            if result.finished:
+                del self.server_tx[key]
+        for key, ctx in list(self.client_tx.items()):
             result = ctx.handle_timer(now)
             if result.resend is not None:
+                self.stats["resent"] += 1
                 self._send(result.resend, ctx.dest)
             if result.finished:
-                del self.client_tx[branch]
-                call_id = self._tx_call.pop(branch, "")
+                del self.client_tx[key]
+                call_id = self._tx_call.get(key[0], "")
+                if not any(k[0] == key[0] for k in self.client_tx):
+                    self._tx_call.pop(key[0], None)
                 call = self.calls.get(call_id)
                 if result.timed_out and call is not None and call.state == "calling":
                     self._end(call, "timeout")
+                reg = self.registration
+                if result.timed_out and reg is not None and reg.owns(key[0]):
+                    reg.on_timeout(now)
+        if self.registration is not None:
+            self.registration.handle_timer(now)

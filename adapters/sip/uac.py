@@ -24,13 +24,30 @@ from adapters.sip.dialog import (
     uri_user,
 )
 from adapters.sip.events import CallAnswered, CallEnded
-from adapters.sip.message import SipResponse, header_params
+from adapters.sip.message import SipRequest, SipResponse, header_params, parse_message
 from adapters.sip.sdp import SdpError, answer, build_sdp, offer_formats, parse_sdp
 
 if TYPE_CHECKING:
     from adapters.sip.ua import UserAgent
 
 __all__ = ["hangup", "invite", "on_response"]
+
+
+def _error_ack(invite_data: bytes, resp: SipResponse) -> SipRequest:
+    """The ACK of a non-2xx final response (§17.1.1.3): the INVITE's Request-URI, top Via,
+    From, Call-ID, Route and CSeq number, the response's To."""
+    invite = parse_message(invite_data)
+    assert isinstance(invite, SipRequest)
+    ack = SipRequest(method="ACK", uri=invite.uri)
+    ack.add("Via", invite.values("Via")[0])
+    for route in invite.values("Route"):
+        ack.add("Route", route)
+    ack.add("Max-Forwards", "70")
+    ack.add("From", invite.get("From") or "")
+    ack.add("To", resp.get("To") or "")
+    ack.add("Call-ID", invite.call_id)
+    ack.add("CSeq", f"{invite.cseq[0]} ACK")
+    return ack
 
 
 def invite(
@@ -68,30 +85,34 @@ def hangup(ua: UserAgent, call: Call, now: float) -> None:
 
 def on_response(ua: UserAgent, resp: SipResponse, now: float) -> None:
     branch = header_params(resp.values("Via")[0])[1].get("branch", "")
-    tx = ua.client_tx.get(branch)
+    tx = ua.client_tx.get((branch, resp.cseq[1]))
     if tx is None:
         ua.stats["dropped"] += 1
         return
     first = tx.on_response(resp.status, now)
+    reg = ua.registration
+    if tx.method == "REGISTER" and first and reg is not None and reg.owns(branch):
+        reg.on_response(resp, now)
     if tx.method != "INVITE" or resp.status < 200:
         return
     call_id = ua._tx_call.get(branch, "")  # noqa: SLF001 - one object split in two modules
     call = ua.calls.get(call_id)
     acks = ua.acks
-    if not first or call is None or call.state != "calling":
+    if not first:
         if call_id in acks:  # a retransmitted final response: the same ACK again
             ua._send(*acks[call_id])  # noqa: SLF001
         return
-    call.remote_tag = header_params(resp.get("To") or "")[1].get("tag", "")
-    if resp.status >= 300:
-        ack = in_dialog_request(call, "ACK", ua.local, cseq=1, branch=branch)
-        ack.set("To", resp.get("To") or "")
-        acks[call_id] = (ack.serialize(), tx.dest)
+    if resp.status >= 300:  # ACKed even if we hung up meanwhile (the 487 to our CANCEL)
+        acks[call_id] = (_error_ack(tx.data, resp).serialize(), tx.dest)
         ua._send(*acks[call_id])  # noqa: SLF001
-        call.state = "ended"
-        ua.calls.pop(call_id, None)
-        ua._events.append(CallEnded(call_id, "rejected", resp.status))  # noqa: SLF001
+        if call is not None and call.state == "calling":
+            call.state = "ended"
+            ua.calls.pop(call_id, None)
+            ua._events.append(CallEnded(call_id, "rejected", resp.status))  # noqa: SLF001
         return
+    if call is None or call.state != "calling":
+        return
+    call.remote_tag = header_params(resp.get("To") or "")[1].get("tag", "")
     contact = resp.get("Contact")
     if contact:
         call.remote_target = uri_of(contact)

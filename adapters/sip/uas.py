@@ -1,23 +1,51 @@
-"""Requests inside a dialog that the user agent serves (the UAS half of
-:class:`adapters.sip.ua.UserAgent`, see its docstring), no I/O: re-INVITE (hold), BYE,
-CANCEL, OPTIONS and INFO (``application/dtmf-relay``)."""
+"""Requests the user agent serves (the UAS half of :class:`adapters.sip.ua.UserAgent`, see
+its docstring), no I/O: INVITE, re-INVITE (hold), BYE, CANCEL, OPTIONS and INFO
+(``application/dtmf-relay``)."""
 # ruff: noqa: SLF001 - one object split across modules
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adapters.sip.events import CallUpdated, DtmfInfo
-from adapters.sip.message import SipRequest
+from adapters.sip.dialog import Call, new_tag, uri_address, uri_of, uri_user
+from adapters.sip.events import CallUpdated, DtmfInfo, IncomingCall
+from adapters.sip.message import SipRequest, header_params
 from adapters.sip.sdp import SdpError, answer, parse_sdp
 from adapters.sip.transaction import ServerTransaction
 
 if TYPE_CHECKING:
     from adapters.sip.ua import UserAgent
 
-__all__ = ["on_bye", "on_cancel", "on_info", "on_options", "on_reinvite"]
+__all__ = ["on_invite", "on_bye", "on_cancel", "on_info", "on_options", "on_reinvite"]
 
 DIGITS = set("0123456789*#ABCD")
+
+
+def on_invite(ua: UserAgent, tx: ServerTransaction, req: SipRequest, now: float) -> None:
+    if header_params(req.get("To") or "")[1].get("tag"):
+        on_reinvite(ua, tx, req, now)
+        return
+    user = uri_user(req.uri)
+    if ua.config.extensions and user not in ua.config.extensions:
+        return ua._refuse(tx, req, 404, "unknown_extension", now)
+    if req.call_id in ua.calls:
+        return ua._refuse(tx, req, 482, "merged_request", now)
+    try:
+        negotiated = answer(parse_sdp(req.body), ua.config.codecs)
+    except SdpError as exc:
+        return ua._refuse(tx, req, exc.status, "sdp_" + exc.code, now)
+    ua._respond(tx, req, 100, now)
+    contact = req.get("Contact")
+    target = uri_of(contact) if contact else uri_of(req.get("From") or "")
+    call = Call(
+        req.call_id, new_tag(), uri_of(req.get("To") or ""), uri_of(req.get("From") or ""),
+        target, uri_address(target) or tx.dest, outgoing=False, state="offered",
+        remote_tag=header_params(req.get("From") or "")[1].get("tag", ""),
+        route=req.values("Record-Route"), remote_cseq=req.cseq[0], invite=req,
+        negotiated=negotiated, user=user,
+    )  # fmt: skip
+    ua.calls[call.call_id] = call
+    ua._events.append(IncomingCall(call.call_id, user, call.remote_uri, negotiated))
 
 
 def on_reinvite(ua: UserAgent, tx: ServerTransaction, req: SipRequest, now: float) -> None:
