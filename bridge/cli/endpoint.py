@@ -19,6 +19,7 @@ RTP gateway mappings::
     xmpp: {...}                               # optional, see adapters/xmpp/mapping.py
     mumble: {...}                             # optional, see adapters/mumble/config.py
     cot: {...}                                # optional, see adapters/cot/config.py
+    sip: {...}                                # optional, see adapters/sip/config.py
 
 Every problem with the file, or with a file it names, is one ``ConfigError`` line naming the
 file, the setting and the problem (exit status 2). The process logs what happens (talker
@@ -72,7 +73,9 @@ class EndpointConfig:
 def endpoint_config(data: Any, source: str | Path) -> EndpointConfig:
     """Validate a parsed endpoint.yaml document (``source`` names the file in errors)."""
     s = parse_settings(EndpointSettings, data, source)
-    return EndpointConfig(Path(source), s, load_native(s.rtp, s.xmpp, s.mumble, s.cot, source))
+    return EndpointConfig(
+        Path(source), s, load_native(s.rtp, s.xmpp, s.mumble, s.cot, source, s.sip)
+    )
 
 
 def load_endpoint_config(path: str | Path) -> EndpointConfig:

@@ -1,4 +1,4 @@
-"""The native sections of ``endpoint.yaml`` (``rtp``, ``xmpp``, ``mumble``, ``cot``) as bindings.
+"""The native sections of endpoint.yaml (rtp, xmpp, mumble, cot, sip) as gateway bindings.
 
 Each section is checked by its adapter's own loader (``adapters.<name>.mapping``/``config``)
 when the file is loaded, so ``crossband endpoint`` refuses a bad section before it connects;
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from adapters.cot.adapter import CotConfig
     from adapters.mumble.config import MumbleConfig
     from adapters.rtp.mapping import ChannelMapping
+    from adapters.sip.config import SipConfig
     from adapters.xmpp.mapping import XmppConfig
 
 __all__ = ["NativeSections", "load_native", "native_bindings", "resolve_paths"]
@@ -35,9 +36,10 @@ class NativeSections:
     xmpp: XmppConfig | None = None
     mumble: list[MumbleConfig] = field(default_factory=list)
     cot: list[tuple[str, CotConfig]] = field(default_factory=list)
+    sip: SipConfig | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.rtp or self.xmpp or self.mumble or self.cot)
+        return bool(self.rtp or self.xmpp or self.mumble or self.cot or self.sip)
 
 
 def resolve_paths(section: Any, base: Path) -> Any:
@@ -75,6 +77,7 @@ def load_native(
     mumble: dict[Any, Any] | None,
     cot: dict[Any, Any] | None,
     source: str | Path,
+    sip: dict[Any, Any] | None = None,
 ) -> NativeSections:
     """Every native section through its adapter's loader (module docstring)."""
     base = Path(source).parent
@@ -97,6 +100,11 @@ def load_native(
         from adapters.cot.config import load_cot_config
 
         found["cot"] = _checked(source, "cot", lambda: load_cot_config(cot))
+    if sip is not None:
+        from adapters.sip.config import load_sip_config
+
+        section = resolve_paths(sip, base)
+        found["sip"] = _checked(source, "sip", lambda: load_sip_config(section))
     return NativeSections(**found)
 
 
@@ -127,4 +135,10 @@ def native_bindings(native: NativeSections, source: str | Path) -> list[Binding]
         from adapters.cot.adapter import CotAdapter
 
         bindings += [Binding(channel, CotAdapter(cfg)) for channel, cfg in native.cot]
+    if native.sip is not None:
+        from adapters.sip.adapter import sip_adapters
+
+        sip = native.sip
+        lines = _checked(source, "sip", lambda: sip_adapters(sip))
+        bindings += [Binding(channel, adapter) for channel, adapter in lines]
     return bindings

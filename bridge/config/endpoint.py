@@ -87,6 +87,7 @@ class EndpointSettings(Settings):
     xmpp: dict[Any, Any] | None = None
     mumble: dict[Any, Any] | None = None
     cot: dict[Any, Any] | None = None
+    sip: dict[Any, Any] | None = None
 
     @field_validator("revocation_lists", mode="before")
     @classmethod

@@ -20,7 +20,13 @@ from bridge.config.loading import (
 )
 from bridge.config.types import Burst, Count, EnvName, Name, Port, Rate, Seconds, UdpPort
 
-__all__ = ["MIN_SEND_QUEUE", "RelayLimits", "RelaySettings", "load_relay_settings"]
+__all__ = [
+    "MIN_SEND_QUEUE",
+    "RelayCluster",
+    "RelayLimits",
+    "RelaySettings",
+    "load_relay_settings",
+]
 
 MIN_SEND_QUEUE = 4096  # bytes: below this a per-connection send queue would drop every frame
 
@@ -36,6 +42,15 @@ class RelayLimits(Settings):
     max_unauthenticated: Count = 100
     auth_timeout: Seconds = 10.0
     send_queue_limit: int = Field(default=1 << 20, ge=MIN_SEND_QUEUE)
+
+
+class RelayCluster(Settings):
+    """``cluster:``: this relay is one node of several sharing a NATS cluster (DESIGN §9,
+    :mod:`bridge.relay.nats`). Absent: the single-process relay with SQLite."""
+
+    nats: list[Name] = Field(min_length=1)  # nats://host:port of the country's NATS servers
+    node: Name  # this relay node's name, unique among the nodes
+    replicas: int = Field(default=3, ge=1, le=5)  # JetStream stream and KV replicas
 
 
 class RelaySettings(Settings):
@@ -59,6 +74,7 @@ class RelaySettings(Settings):
     message_ttl: Seconds = 7 * 86400.0
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     limits: RelayLimits = RelayLimits()
+    cluster: RelayCluster | None = None
 
     @field_validator("revocation_lists", "limits", mode="before")
     @classmethod

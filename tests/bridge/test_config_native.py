@@ -16,6 +16,7 @@ import pytest
 
 from adapters.cot.adapter import CotAdapter
 from adapters.mumble.adapter import MumbleAdapter
+from adapters.sip.adapter import SipAdapter
 from adapters.xmpp.adapter import XmppAdapter
 from bridge.cli.endpoint import load_endpoint_config
 from bridge.cli.native import native_bindings, resolve_paths
@@ -36,6 +37,7 @@ MUMBLE = {
     "key_file": "mumble.key",
     "channels": [{"mumble": "Dispatch", "channel": "c2", "username": "cb-gw"}],
 }
+SIP = {"listen": "127.0.0.1:0", "lines": [{"extension": "7001", "channel": "c4"}]}
 COT = {"channels": [{"channel": "c3", "transport": "tcp", "host": "127.0.0.1", "port": 8087}]}
 
 
@@ -52,14 +54,14 @@ def test_every_section_becomes_bindings_with_paths_beside_the_file(
     secrets(tmp_path)
     monkeypatch.chdir("/")  # relative names must not depend on where crossband was started
     cfg = load_endpoint_config(
-        write(tmp_path, {**BASE, "xmpp": XMPP, "mumble": MUMBLE, "cot": COT})
+        write(tmp_path, {**BASE, "xmpp": XMPP, "mumble": MUMBLE, "cot": COT, "sip": SIP})
     )
     assert cfg.native.xmpp is not None
     assert cfg.native.xmpp.password_file == str(tmp_path / "secrets" / "xmpp.pass")
     assert cfg.native.mumble[0].server.cert_file == str(tmp_path / "mumble.crt")
     bindings = native_bindings(cfg.native, cfg.source)
     kinds = {b.channel: type(b.adapter) for b in bindings}
-    assert kinds == {"c1": XmppAdapter, "c2": MumbleAdapter, "c3": CotAdapter}
+    assert kinds == {"c1": XmppAdapter, "c2": MumbleAdapter, "c3": CotAdapter, "c4": SipAdapter}
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
@@ -75,6 +77,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"cot": {"channels": [{**COT["channels"][0], "wire": "json"}]}}, "cot.channels[0].wire"),
     ({"cot": {"chanels": []}}, "cot.chanels"),
     ({"cot": [1]}, "cot"),
+    ({"sip": {**SIP, "lines": []}}, "sip.lines"),
+    ({"sip": {**SIP, "lstn": 1}}, "sip.lstn"),
 ]
 
 
