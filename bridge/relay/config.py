@@ -119,6 +119,8 @@ def build_server(cfg: RelaySettings, source: str | Path) -> RelayServer:
     trust, crls = _trust(cfg, source)
     config = relay_config(cfg, _signing_key(cfg, source))
     ctx = _tls(cfg, source)
+    if cfg.cluster is not None:
+        return _build_cluster_node(cfg, source, trust, crls, config, ctx)
     try:
         store = SqliteStore(cfg.database)
     except (OSError, CrossbandError) as exc:
@@ -137,6 +139,20 @@ def build_server(cfg: RelaySettings, source: str | Path) -> RelayServer:
         udp_port=None if cfg.udp_port is False else cfg.udp_port,
         ssl_context=ctx,
     )
+
+
+def _build_cluster_node(
+    cfg: RelaySettings,
+    source: Path,
+    trust: TrustBundle,
+    crls: dict[str, RevocationList],
+    config: RelayConfig,
+    ctx: ssl.SSLContext | None,
+) -> RelayServer:
+    """``cluster:`` in relay.yaml: one node of several over NATS (:mod:`bridge.relay.nats`)."""
+    from bridge.relay.nats.build import build_node  # nats-py is needed only then
+
+    return build_node(cfg, source, trust, crls, config, ctx)
 
 
 def _why(exc: BaseException) -> str:
