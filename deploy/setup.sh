@@ -16,10 +16,11 @@ debs=(libopus0)
 # The tests speak real sentences (espeak-ng) and resample them (sox); strace counts fsyncs;
 # ffmpeg is a radio-side RTP peer nobody here wrote; iproute2 + nftables make lossy links;
 # the adapters' real peers: mumble-server, prosody (XMPP), sip-tester (sipp) and baresip (SIP);
-# chromium for the console's browser tests; systemd for systemd-analyze/-sysusers, which
-# check the deploy/ units offline (nothing is started under systemd).
+# chromium for the console's browser tests, and libatomic1, which the node binary inside
+# playwright's wheel links against (a minimal Debian lacks it); systemd for
+# systemd-analyze/-sysusers, which check the deploy/ units offline (nothing runs under systemd).
 [ $want_test = 1 ] && debs+=(espeak-ng sox strace ffmpeg iproute2 nftables
-                             mumble-server prosody sip-tester baresip chromium systemd)
+                             mumble-server prosody sip-tester baresip chromium libatomic1 systemd)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
