@@ -30,7 +30,6 @@ from adapters.xmpp.driver import Link, RoomDriver
 from adapters.xmpp.mapping import RoomMapping, XmppConfig
 from adapters.xmpp.room import (
     RoomMessage,
-    format_alarm,
     format_burst,
     format_emergency,
     format_post,
@@ -137,7 +136,7 @@ class XmppAdapter(Adapter):
             self.driver.send(format_burst(talker, verified))
 
     def alarm(self, alarm: SecurityAlarm) -> None:
-        self.driver.send(format_alarm(alarm))
+        self.driver.send(alarm.describe())
 
     def emergency(self, state: EmergencyState) -> None:
         if state != self._emergency:  # the same state told twice is posted once

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from adapters.base import EmergencyState, SecurityAlarm, Text
+from adapters.base import EmergencyState, Text
 
 __all__ = [
     "Outbox",
@@ -49,10 +49,6 @@ def format_post(text: str, sender: str) -> str:
 
 def format_burst(talker: str, verified: bool) -> str:
     return f"{talker} talked, {'verified' if verified else 'unverified'}"
-
-
-def format_alarm(alarm: SecurityAlarm) -> str:
-    return alarm.describe()
 
 
 def format_emergency(state: EmergencyState) -> str:

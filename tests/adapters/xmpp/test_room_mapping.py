@@ -98,9 +98,8 @@ def test_missing_and_not_mapping():
 
 def test_security_alarm_is_posted_in_plain_words():
     from adapters.base import SecurityAlarm
-    from adapters.xmpp.room import format_alarm
 
-    line = format_alarm(SecurityAlarm("fork", "epoch 4", None))
+    line = SecurityAlarm("fork", "epoch 4", None).describe()
     assert line == "SECURITY ALARM: the relay is showing members different channel histories"
     with pytest.raises(ValueError):
         SecurityAlarm("made-up")
